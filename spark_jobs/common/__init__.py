@@ -1,0 +1,1 @@
+"""Code shared by the Spark jobs: session set-up, URIs and file I/O, CLI plumbing, schemas, pure logic."""

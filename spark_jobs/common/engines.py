@@ -1,0 +1,157 @@
+"""Collaborative-filtering engines behind one interface: ``fit(spark, train, n_users, n_items, params)``.
+
+- ``implicit``: the implicit library on the driver (ALS by default, BPR available). Fast on one node:
+  the training matrix (users x items, CSR, float32 confidences) must fit in the driver's memory.
+- ``spark-als``: Spark MLlib ALS with implicit preferences, distributed over the cluster, for data that
+  outgrows one node.
+
+Both return factor DataFrames, so recommendation and evaluation do not care which engine ran.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, NamedTuple
+
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_jobs.common.schemas import FACTORS_ITEM, FACTORS_USER
+
+ENGINES = ("implicit", "spark-als")
+ALGORITHMS = ("als", "bpr")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Hyperparameters. ``alpha`` scales confidences (ALS); ``learning_rate`` is BPR's step size."""
+
+    engine: str = "implicit"
+    algorithm: str = "als"
+    factors: int = 64
+    iterations: int = 15
+    regularization: float = 0.01
+    alpha: float = 1.0
+    learning_rate: float = 0.01
+    seed: int = 42
+    num_threads: int = 0  # implicit only; 0 = all cores
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; choose one of {ENGINES}")
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {self.algorithm!r}; choose one of {ALGORITHMS}")
+        if self.engine == "spark-als" and self.algorithm != "als":
+            raise ValueError("engine spark-als only implements algorithm als")
+
+    def as_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+class FactorModel(NamedTuple):
+    """A fitted model: ``user_factors`` (user_idx, factors) and ``item_factors`` (item_idx, factors),
+    factors being float32 arrays of one length; score(u, i) = dot(user, item)."""
+
+    user_factors: DataFrame
+    item_factors: DataFrame
+    fit_seconds: float
+
+
+def interactions_matrix(train: DataFrame, n_users: int, n_items: int):
+    """Collect ``train`` (user_idx, item_idx, confidence) into a CSR matrix, shape (n_users, n_items)."""
+    from scipy.sparse import csr_matrix
+
+    pdf = train.select("user_idx", "item_idx", "confidence").toPandas()
+    return csr_matrix(
+        (
+            pdf["confidence"].to_numpy(np.float32),
+            (pdf["user_idx"].to_numpy(np.int32), pdf["item_idx"].to_numpy(np.int32)),
+        ),
+        shape=(n_users, n_items),
+    )
+
+
+def factors_frame(spark: SparkSession, factors: np.ndarray, index_column: str) -> DataFrame:
+    """A (index, factors) DataFrame from a dense array of shape (n, f); row i gets index i."""
+    import pandas as pd
+
+    schema = FACTORS_USER if index_column == "user_idx" else FACTORS_ITEM
+    pdf = pd.DataFrame(
+        {
+            index_column: np.arange(factors.shape[0], dtype=np.int32),
+            "factors": list(np.ascontiguousarray(factors, dtype=np.float32)),
+        }
+    )
+    return spark.createDataFrame(pdf, schema)
+
+
+def fit_implicit(spark: SparkSession, train: DataFrame, n_users: int, n_items: int, params: TrainParams):
+    """Fit implicit's ALS or BPR on the driver; see the module docstring."""
+    from implicit.cpu.als import AlternatingLeastSquares
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+    matrix = interactions_matrix(train, n_users, n_items)
+    if params.algorithm == "als":
+        model = AlternatingLeastSquares(
+            factors=params.factors,
+            regularization=params.regularization,
+            alpha=params.alpha,
+            iterations=params.iterations,
+            random_state=params.seed,
+            num_threads=params.num_threads,
+            calculate_training_loss=False,
+        )
+    else:
+        model = BayesianPersonalizedRanking(
+            factors=params.factors,
+            learning_rate=params.learning_rate,
+            regularization=params.regularization,
+            iterations=params.iterations,
+            random_state=params.seed,
+            num_threads=params.num_threads,
+        )
+    started = time.perf_counter()
+    model.fit(matrix, show_progress=False)
+    fit_seconds = time.perf_counter() - started
+    return FactorModel(
+        factors_frame(spark, model.user_factors, "user_idx"),
+        factors_frame(spark, model.item_factors, "item_idx"),
+        fit_seconds,
+    )
+
+
+def fit_spark_als(spark: SparkSession, train: DataFrame, n_users: int, n_items: int, params: TrainParams):
+    """Fit Spark MLlib ALS (implicitPrefs) on the cluster. Users/items absent from ``train`` get no row."""
+    from pyspark.ml.recommendation import ALS
+
+    als = ALS(
+        rank=params.factors,
+        maxIter=params.iterations,
+        regParam=params.regularization,
+        alpha=params.alpha,
+        implicitPrefs=True,
+        seed=params.seed,
+        userCol="user_idx",
+        itemCol="item_idx",
+        ratingCol="confidence",
+        nonnegative=False,
+    )
+    started = time.perf_counter()
+    model = als.fit(train)
+    user_factors = model.userFactors.select(F.col("id").alias("user_idx"), F.col("features").alias("factors"))
+    item_factors = model.itemFactors.select(F.col("id").alias("item_idx"), F.col("features").alias("factors"))
+    # Materialise here so fit_seconds measures the fit, not a later lazy action.
+    user_factors, item_factors = user_factors.localCheckpoint(), item_factors.localCheckpoint()
+    return FactorModel(user_factors, item_factors, time.perf_counter() - started)
+
+
+_FITTERS: Dict[str, Callable[..., FactorModel]] = {"implicit": fit_implicit, "spark-als": fit_spark_als}
+
+
+def fit(
+    spark: SparkSession, train: DataFrame, n_users: int, n_items: int, params: TrainParams
+) -> FactorModel:
+    """Fit the engine named in ``params`` on ``train`` (user_idx, item_idx, confidence)."""
+    return _FITTERS[params.engine](spark, train, n_users, n_items, params)

@@ -1,0 +1,82 @@
+"""Batch top-K recommendation from factor DataFrames, distributed over users.
+
+Item factors (n_items x f, float32) are broadcast; users are scored in blocks of ``block_size`` inside
+``mapInPandas`` so memory per task is about block_size x n_items x 8 bytes. Training items are excluded.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, List, Tuple
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, IntegerType, StructField, StructType
+
+from spark_jobs.common.topk import top_k_excluding
+
+RANKED = StructType(
+    [
+        StructField("user_idx", IntegerType(), False),
+        StructField("rank", IntegerType(), False),
+        StructField("item_idx", IntegerType(), False),
+        StructField("score", DoubleType(), False),
+    ]
+)
+
+
+def item_matrix(item_factors: DataFrame, n_items: int) -> np.ndarray:
+    """Dense (n_items, f) float32 matrix; rows of items without factors are NaN (never recommended)."""
+    pdf = item_factors.toPandas()
+    if pdf.empty:
+        raise ValueError("the model has no item factors")
+    dim = len(pdf["factors"].iloc[0])
+    matrix = np.full((n_items, dim), np.nan, dtype=np.float32)
+    matrix[pdf["item_idx"].to_numpy()] = np.stack(pdf["factors"].to_numpy()).astype(np.float32)
+    return matrix
+
+
+def score_block(
+    user_factors: np.ndarray, items: np.ndarray, seen: List[np.ndarray], k: int
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Top-k for a block: ``user_factors`` (b, f), ``items`` (n_items, f), ``seen`` b index arrays."""
+    scores = user_factors.astype(np.float32) @ items.T
+    scores[:, np.isnan(items[:, 0])] = -np.inf
+    return top_k_excluding(scores, seen, k)
+
+
+def recommend_top_k(
+    spark: SparkSession,
+    user_factors: DataFrame,
+    item_factors: DataFrame,
+    train: DataFrame,
+    n_items: int,
+    k: int,
+    block_size: int = 512,
+) -> DataFrame:
+    """(user_idx, rank, item_idx, score) rows, ``k`` per user (fewer if the catalogue runs out)."""
+    broadcast_items = spark.sparkContext.broadcast(item_matrix(item_factors, n_items))
+    seen = train.groupBy("user_idx").agg(F.collect_list("item_idx").alias("seen"))
+    users = user_factors.join(seen, "user_idx", "left")
+
+    def score_partitions(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        items = broadcast_items.value
+        for batch in batches:
+            for start in range(0, len(batch), block_size):
+                block = batch.iloc[start : start + block_size]
+                factors = np.stack(block["factors"].to_numpy())
+                seen_lists = [np.asarray(s if s is not None else [], dtype=np.int64) for s in block["seen"]]
+                top_items, top_scores = score_block(factors, items, seen_lists, k)
+                n = len(block)
+                frame = pd.DataFrame(
+                    {
+                        "user_idx": np.repeat(block["user_idx"].to_numpy(np.int32), k),
+                        "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n),
+                        "item_idx": top_items.reshape(-1),
+                        "score": top_scores.reshape(-1),
+                    }
+                )
+                yield frame[frame["item_idx"] >= 0]
+
+    return users.mapInPandas(score_partitions, schema=RANKED)

@@ -1,0 +1,65 @@
+"""SparkSession construction shared by every job."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from typing import Mapping, Optional
+
+from pyspark.sql import SparkSession
+
+import spark_jobs
+
+# UTC everywhere: event timestamps are normalised to UTC and day boundaries are UTC days.
+_DEFAULTS = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.compression.codec": "snappy",
+    # Arrow makes toPandas / mapInPandas columnar instead of row-by-row pickling.
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+
+def build_spark(app_name: str, conf: Optional[Mapping[str, str]] = None) -> SparkSession:
+    """Get or create the session for a job.
+
+    The master and cluster settings come from spark-submit (EMR or local); ``conf`` adds job-specific
+    settings. Run without spark-submit (``python spark_jobs/x.py``), the session falls back to local mode.
+    """
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in {**_DEFAULTS, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    ship_package(spark)
+    return spark
+
+
+def _zip_package(package_dir: str) -> bytes:
+    buffer = io.BytesIO()
+    root = os.path.dirname(package_dir)
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for folder, _dirs, files in os.walk(package_dir):
+            for name in sorted(files):
+                if name.endswith(".py"):
+                    full = os.path.join(folder, name)
+                    archive.write(full, os.path.relpath(full, root))
+    return buffer.getvalue()
+
+
+def ship_package(spark: SparkSession) -> None:
+    """Make ``spark_jobs`` importable on the Python workers when running from a source checkout.
+
+    On EMR the package arrives as ``--py-files spark_jobs.zip`` and ``spark_jobs.__file__`` lies inside
+    that zip: nothing to do. Run from a checkout (``spark-submit spark_jobs/x.py``, tests), the workers do
+    not see the checkout, so the package is zipped once per session and added with ``addPyFile``.
+    """
+    package_dir = os.path.dirname(os.path.abspath(spark_jobs.__file__))
+    if not os.path.isdir(package_dir) or getattr(spark, "_recsys_package_shipped", False):
+        return
+    target = os.path.join(tempfile.mkdtemp(prefix="recsys-pyfiles-"), "spark_jobs.zip")
+    with open(target, "wb") as handle:
+        handle.write(_zip_package(package_dir))
+    spark.sparkContext.addPyFile(target)
+    spark._recsys_package_shipped = True

@@ -1,0 +1,360 @@
+"""evaluate: ranking metrics at K of the model's recommendations and of a popularity baseline, same split.
+
+    spark-submit spark_jobs/evaluate.py --features URI --recommendations URI --output URI [--k 10]
+
+Reads the build_features folder (``train/``, ``holdout/``, ``items/``) and the train_cf recommendations
+(long format: user_idx, rank, item_idx, ...). Evaluated users are those with at least one holdout row; a
+user's model list is their recommendation rows ordered by rank, cut at K (users without any count as
+zeros). The baseline recommends each evaluated user the K items with the most distinct training users,
+ties by item index, excluding the user's own training items. Metrics are DESIGN.md §7
+(:mod:`spark_jobs.common.ranking`); coverage = distinct items in the evaluated users' lists / catalogue
+size (rows of ``items/``). Writes ``<output>/metrics.json``::
+
+    {"k": 10, "users_evaluated": N,
+     "model":      {"precision@10", "recall@10", "ndcg@10", "map@10", "coverage"},
+     "popularity": {same keys}}
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):  # run as a file by spark-submit: make the `spark_jobs` package importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from functools import partial
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.broadcast import Broadcast
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, DecimalType, DoubleType, IntegerType, StructField, StructType
+
+from spark_jobs.common import fs, schemas
+from spark_jobs.common.cli import JobError, new_parser, positive_int_arg, run_job
+from spark_jobs.common.joblog import get_logger
+from spark_jobs.common.ranking import MEAN_METRICS, USER_METRICS, user_metrics
+from spark_jobs.common.session import build_spark
+from spark_jobs.common.topk import top_k_excluding
+from spark_jobs.common.uris import join_uri
+
+JOB = "evaluate"
+log = get_logger(JOB)
+
+# One top-K list per user: item indices, best first (may be shorter than K).
+LISTS = StructType(
+    [
+        StructField("user_idx", IntegerType(), False),
+        StructField("items", ArrayType(IntegerType(), False), False),
+    ]
+)
+# One row per evaluated user: their list (empty if they got none) and its metrics (ranking.USER_METRICS).
+PER_USER = StructType(
+    [
+        *LISTS.fields,
+        *(StructField(name, DoubleType(), False) for name in USER_METRICS),
+    ]
+)
+# Exact, order-independent sums: double sums depend on partitioning, decimals do not, so reruns give
+# bit-identical metrics. Per-user metrics are in [0, 1]; 20 integer digits is ample headroom.
+_EXACT = DecimalType(38, 18)
+
+# Columns evaluate needs from each input (types from schemas.*); extra columns are ignored.
+_NEEDED = {
+    "train": (schemas.INTERACTIONS, ("user_idx", "item_idx")),
+    "holdout": (schemas.INTERACTIONS, ("user_idx", "item_idx")),
+    "items": (schemas.ITEM_MAP, ("item_idx",)),
+    "recommendations": (schemas.RECOMMENDATIONS, ("user_idx", "rank", "item_idx")),
+}
+
+
+# ---------------------------------------------------------------------------------------------- lists
+
+
+def relevant_sets(holdout: DataFrame) -> DataFrame:
+    """Holdout rows -> one row per evaluated user: ``(user_idx, relevant: array<int>)`` (distinct items)."""
+    return holdout.groupBy("user_idx").agg(F.collect_set("item_idx").alias("relevant"))
+
+
+def model_lists(recs: DataFrame, k: int) -> DataFrame:
+    """Long-format recommendations -> ``LISTS``: each user's items by (rank, item_idx), the first ``k``."""
+    ordered = F.sort_array(F.collect_list(F.struct(F.col("rank"), F.col("item_idx"))))
+    items = F.transform(F.slice(ordered, 1, k), lambda entry: entry["item_idx"])
+    return recs.groupBy("user_idx").agg(items.alias("items"))
+
+
+def item_popularity(train: DataFrame, n_items: int) -> np.ndarray:
+    """Distinct training users per item, float64 shape (n_items,); catalogue items never trained get 0.
+
+    Collects one row per trained item (at most the catalogue size) to the driver.
+    """
+    counts = train.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("users")).toPandas()
+    popularity = np.zeros(n_items, dtype=np.float64)
+    if len(counts):
+        idx = counts["item_idx"].to_numpy(dtype=np.int64)
+        bad = idx[(idx < 0) | (idx >= n_items)]
+        if len(bad):
+            raise JobError(
+                f"{len(bad)} training item indices are outside the catalogue 0..{n_items - 1} "
+                f"(e.g. {int(bad.min())}): train/ and items/ come from different feature builds"
+            )
+        popularity[idx] = counts["users"].to_numpy(dtype=np.float64)
+    return popularity
+
+
+def popularity_ranking(popularity: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Catalogue order for the baseline: ``(order, ranked_scores)``, both shape (n_items,).
+
+    ``order[p]`` is the item at position p (most popular first, ties by ascending item index) and
+    ``ranked_scores[p]`` its popularity.
+    """
+    order = np.lexsort((np.arange(len(popularity)), -popularity)).astype(np.int32)
+    return order, popularity[order]
+
+
+def popular_top_k(
+    order: np.ndarray, ranked_scores: np.ndarray, exclude: Sequence[np.ndarray], k: int
+) -> List[np.ndarray]:
+    """Top ``k`` of the popularity order per user, skipping that user's items (``exclude``).
+
+    A user excluding n items finds their top ``k`` within the first ``k + n`` positions of ``order``, so
+    :func:`top_k_excluding` only scores that prefix (columns in order position, hence ties still by item
+    index). Users are grouped by prefix length rounded up to a power of two, so one heavy user does not
+    make a whole batch score the full catalogue. Returns one int32 array per user (shorter than ``k`` only
+    when fewer eligible items exist).
+    """
+    n_items = len(order)
+    position = np.empty(n_items, dtype=np.int64)
+    position[order] = np.arange(n_items)
+    out: List[np.ndarray] = [np.empty(0, dtype=np.int32)] * len(exclude)
+    if n_items == 0 or not len(exclude):
+        return out
+    needed = np.array([k + len(items) for items in exclude], dtype=np.int64)
+    buckets = np.minimum(2 ** np.ceil(np.log2(needed)).astype(np.int64), n_items)
+    for prefix in np.unique(buckets):
+        rows = np.nonzero(buckets == prefix)[0]
+        # A read-only view repeated per row: top_k_excluding copies one row at a time.
+        scores = np.broadcast_to(ranked_scores[:prefix], (len(rows), int(prefix)))
+        excluded = []
+        for row in rows:
+            positions = position[np.asarray(exclude[row], dtype=np.int64)]
+            excluded.append(positions[positions < prefix])
+        chosen, _ = top_k_excluding(scores, excluded, k)
+        for row, cols in zip(rows, chosen):
+            out[row] = order[cols[cols >= 0]]
+    return out
+
+
+def _popular_batches(batches: Iterator[pd.DataFrame], ranking: Broadcast, k: int) -> Iterator[pd.DataFrame]:
+    """mapInPandas body: ``(user_idx, train_items)`` -> ``LISTS`` with the popularity baseline."""
+    order, ranked_scores = ranking.value
+    for batch in batches:
+        exclude = [
+            np.empty(0, dtype=np.int64) if items is None else np.asarray(items, dtype=np.int64)
+            for items in batch["train_items"]
+        ]
+        lists = popular_top_k(order, ranked_scores, exclude, k)
+        yield pd.DataFrame({"user_idx": batch["user_idx"].to_numpy(dtype=np.int32), "items": lists})
+
+
+def popularity_lists(users_train: DataFrame, ranking: Broadcast, k: int) -> DataFrame:
+    """``(user_idx, train_items: array<int> or null)`` -> ``LISTS`` of the popularity baseline.
+
+    ``ranking`` broadcasts :func:`popularity_ranking`'s arrays; the lists are computed on the executors.
+    """
+    return users_train.select("user_idx", "train_items").mapInPandas(
+        partial(_popular_batches, ranking=ranking, k=k), schema=LISTS
+    )
+
+
+# -------------------------------------------------------------------------------------------- metrics
+
+
+def _score_batches(batches: Iterator[pd.DataFrame], k: int) -> Iterator[pd.DataFrame]:
+    """mapInPandas body: ``(user_idx, relevant, items or null)`` -> ``PER_USER``."""
+    for batch in batches:
+        lists = [np.empty(0, dtype=np.int32) if items is None else items for items in batch["items"]]
+        rows = [user_metrics(items, relevant, k) for items, relevant in zip(lists, batch["relevant"])]
+        frame = pd.DataFrame({"user_idx": batch["user_idx"].to_numpy(dtype=np.int32), "items": lists})
+        for name in USER_METRICS:
+            frame[name] = np.array([row[name] for row in rows], dtype=np.float64)
+        yield frame
+
+
+def score_lists(relevant: DataFrame, lists: DataFrame, k: int) -> DataFrame:
+    """Per-user metrics (``PER_USER``) of ``lists`` against ``relevant``, for every evaluated user.
+
+    Left join from the evaluated users: lists of other users are ignored, and an evaluated user without a
+    list is scored on an empty one (all zeros).
+    """
+    joined = relevant.join(lists.select("user_idx", "items"), "user_idx", "left")
+    return joined.select("user_idx", "relevant", "items").mapInPandas(
+        partial(_score_batches, k=k), schema=PER_USER
+    )
+
+
+def summarise(per_user: DataFrame, n_items: int, k: int) -> Tuple[Dict[str, float], int, int]:
+    """``PER_USER`` rows -> (metrics, users, users with a non-empty list).
+
+    metrics: ``{"precision@k", "recall@k", "ndcg@k", "map@k", "coverage"}``: means over all rows, and
+    distinct listed items / ``n_items``.
+    """
+    totals = per_user.agg(
+        *(F.sum(F.col(name).cast(_EXACT)).alias(name) for name in USER_METRICS),
+        F.count(F.lit(1)).alias("users"),
+        F.sum(F.when(F.size("items") > 0, 1).otherwise(0)).alias("listed"),
+    ).first()
+    users = int(totals["users"])
+    if users == 0:
+        raise JobError("no evaluated users")
+    metrics = {f"{mean}@{k}": float(totals[name]) / users for mean, name in zip(MEAN_METRICS, USER_METRICS)}
+    distinct_items = per_user.select(F.explode("items").alias("item_idx")).distinct().count()
+    metrics["coverage"] = distinct_items / n_items
+    return metrics, users, int(totals["listed"])
+
+
+def evaluate(
+    spark: SparkSession, train: DataFrame, holdout: DataFrame, recs: DataFrame, n_items: int, k: int
+) -> Dict[str, Any]:
+    """Model and popularity-baseline metrics at ``k`` on one split, shaped as ``metrics.json``.
+
+    Args:
+        train, holdout: interactions with at least ``user_idx``, ``item_idx`` (int).
+        recs: recommendations with at least ``user_idx``, ``rank``, ``item_idx``.
+        n_items: catalogue size; item indices are 0..n_items-1.
+        k: cut-off K.
+    """
+    if k < 1:
+        raise JobError(f"k must be >= 1, got {k}")
+    if n_items < 1:
+        raise JobError("the item catalogue is empty")
+
+    relevant = relevant_sets(holdout).persist(StorageLevel.MEMORY_AND_DISK)
+    cached: List[DataFrame] = [relevant]
+    ranking: Optional[Broadcast] = None
+    try:
+        n_users = relevant.count()
+        if n_users == 0:
+            raise JobError("the holdout is empty: no user to evaluate")
+        log.info(
+            "evaluating %d users with held-out items at k=%d over %d catalogue items", n_users, k, n_items
+        )
+
+        model = score_lists(relevant, model_lists(recs, k), k).persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(model)
+        model_metrics, _, listed = summarise(model, n_items, k)
+        log.info(
+            "model: %d/%d evaluated users have recommendations; %s", listed, n_users, _fmt(model_metrics)
+        )
+
+        popularity = item_popularity(train, n_items)
+        log.info("popularity: %d of %d items have training users", int((popularity > 0).sum()), n_items)
+        ranking = spark.sparkContext.broadcast(popularity_ranking(popularity))
+        users = relevant.select("user_idx")
+        train_items = (
+            train.join(users, "user_idx", "left_semi")
+            .groupBy("user_idx")
+            .agg(F.collect_set("item_idx").alias("train_items"))
+        )
+        users_train = users.join(train_items, "user_idx", "left")  # no training rows: nothing to exclude
+        baseline = score_lists(relevant, popularity_lists(users_train, ranking, k), k)
+        baseline = baseline.persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(baseline)
+        baseline_metrics, _, listed = summarise(baseline, n_items, k)
+        log.info("popularity: %d/%d users got a list; %s", listed, n_users, _fmt(baseline_metrics))
+    finally:
+        for frame in cached:
+            frame.unpersist()
+        if ranking is not None:
+            ranking.unpersist()
+
+    return {"k": k, "model": model_metrics, "popularity": baseline_metrics, "users_evaluated": n_users}
+
+
+def _fmt(metrics: Dict[str, float]) -> str:
+    return ", ".join(f"{name}={value:.4f}" for name, value in metrics.items())
+
+
+# ------------------------------------------------------------------------------------------------ I/O
+
+
+def read_input(spark: SparkSession, uri: str, name: str) -> DataFrame:
+    """Read one input's Parquet and keep the columns evaluate needs, cast to the contract types.
+
+    Raises :class:`JobError` if it is missing, unreadable as Parquet, or lacks a needed column.
+    """
+    schema, columns = _NEEDED[name]
+    if not fs.exists(spark, uri):
+        raise JobError(f"{name} not found at {uri}")
+    try:
+        frame = spark.read.parquet(uri)
+    except AnalysisException as exc:  # e.g. a folder with no Parquet files: no schema to infer
+        raise JobError(f"cannot read {name} at {uri} as Parquet: {str(exc).splitlines()[0]}") from None
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise JobError(
+            f"{name} at {uri} lacks column(s) {', '.join(missing)}; has {', '.join(frame.columns)}"
+        )
+    return frame.select(*(F.col(column).cast(schema[column].dataType).alias(column) for column in columns))
+
+
+def run(
+    spark: SparkSession, features_uri: str, recs_uri: str, output_uri: str, k: int = 10
+) -> Dict[str, Any]:
+    """Evaluate ``recs_uri`` against the split under ``features_uri``; write ``<output_uri>/metrics.json``.
+
+    Returns the metrics record that was written.
+    """
+    uris = {
+        "train": join_uri(features_uri, "train"),
+        "holdout": join_uri(features_uri, "holdout"),
+        "items": join_uri(features_uri, "items"),
+        "recommendations": recs_uri,
+    }
+    missing = [f"{name} ({uri})" for name, uri in uris.items() if not fs.exists(spark, uri)]
+    if missing:
+        raise JobError(f"missing input(s): {'; '.join(missing)}")
+    frames = {name: read_input(spark, uri, name) for name, uri in uris.items()}
+    counts = {name: frame.count() for name, frame in frames.items()}
+    for name, uri in uris.items():
+        log.info("read %d %s rows from %s", counts[name], name, uri)
+    if counts["holdout"] == 0:
+        raise JobError(f"the holdout at {uris['holdout']} is empty: nothing to evaluate")
+    if counts["items"] == 0:
+        raise JobError(f"the item catalogue at {uris['items']} is empty")
+    if counts["recommendations"] == 0:
+        raise JobError(f"no recommendations at {recs_uri}: the training step produced nothing")
+
+    metrics = evaluate(
+        spark, frames["train"], frames["holdout"], frames["recommendations"], counts["items"], k
+    )
+    metrics_uri = join_uri(output_uri, "metrics.json")
+    fs.write_json(spark, metrics_uri, metrics)
+    log.info("wrote metrics of %d users to %s", metrics["users_evaluated"], metrics_uri)
+    return metrics
+
+
+def parse_args(argv: Optional[Sequence[str]] = None):
+    parser = new_parser(JOB, __doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--features", required=True, help="build_features output URI (train/, holdout/, items/ inside)"
+    )
+    parser.add_argument("--recommendations", required=True, help="train_cf recommendations Parquet URI")
+    parser.add_argument("--output", required=True, help="output folder URI; metrics.json is written inside")
+    parser.add_argument("--k", type=positive_int_arg, default=10, help="cut-off K of the metrics")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    spark = build_spark(JOB)
+    run(spark, args.features, args.recommendations, args.output, args.k)
+
+
+if __name__ == "__main__":
+    run_job(JOB, main)

@@ -1,0 +1,213 @@
+"""parse_logs: raw interaction logs (JSON lines, .gz ok) -> validated Parquet events + readable rejects.
+
+    spark-submit spark_jobs/parse_logs.py --input URI --output URI --rejects URI [--max-reject-ratio R]
+
+Contract (DESIGN.md §3): every non-blank input line is either accepted (one row in ``--output``) or
+rejected (one JSON line ``{"raw", "reason", "detail"}`` in ``--rejects``); blank lines are skipped and
+not counted. Duplicated ``event_id``: the copy with the earliest (event time, raw text) is kept, the others
+are rejected as ``duplicate_event_id``. Counts by reason go to ``_stats.json`` in the output folder. A
+reject ratio above ``--max-reject-ratio`` fails the job (exit 2) after all outputs are written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):  # run as a file by spark-submit: make the `spark_jobs` package importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from typing import Dict, Iterator, Optional, Sequence
+
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+from spark_jobs.common import fs
+from spark_jobs.common.cli import JobError, new_parser, ratio_arg, run_job
+from spark_jobs.common.events import DUPLICATE_EVENT_ID, REJECT_REASONS, is_blank, parse_line
+from spark_jobs.common.joblog import get_logger
+from spark_jobs.common.session import build_spark
+from spark_jobs.common.uris import join_uri
+
+JOB = "parse_logs"
+log = get_logger(JOB)
+
+# What parse_line yields per line, before duplicate detection (timestamps as UTC epoch microseconds).
+_PARSED_LINE = StructType(
+    [
+        StructField("raw", StringType(), False),
+        StructField("reason", StringType(), True),
+        StructField("detail", StringType(), True),
+        StructField("event_id", StringType(), True),
+        StructField("user_id", StringType(), True),
+        StructField("item_id", StringType(), True),
+        StructField("event_type", StringType(), True),
+        StructField("event_ts_us", LongType(), True),
+        StructField("session_id", StringType(), True),
+        StructField("value", StringType(), True),  # cast to double in Spark: keeps None vs NaN apart
+    ]
+)
+EVENT_COLUMNS = ("event_id", "user_id", "item_id", "event_type", "event_ts", "session_id", "value")
+
+
+def _parse_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """mapInPandas body: apply :func:`parse_line` to every non-blank line of each Arrow batch."""
+    columns = [field.name for field in _PARSED_LINE.fields]
+    for batch in batches:
+        rows = []
+        for line in batch["value"]:
+            if is_blank(line):
+                continue
+            parsed = parse_line(line)
+            value = None if parsed.value is None else repr(parsed.value)
+            rows.append((line, *parsed[:-1], value))
+        frame = pd.DataFrame.from_records(rows, columns=columns)
+        # Nullable integers: a float64 column with NaN would round-trip microseconds through doubles.
+        frame["event_ts_us"] = frame["event_ts_us"].astype("Int64")
+        yield frame
+
+
+def validate_lines(lines: DataFrame) -> DataFrame:
+    """Raw lines (one string column ``value``) -> one row per non-blank line, shaped as ``_PARSED_LINE``."""
+    return lines.mapInPandas(_parse_batches, schema=_PARSED_LINE)
+
+
+def mark_duplicates(parsed: DataFrame) -> DataFrame:
+    """Reject all but one line per ``event_id`` among lines that passed validation.
+
+    The survivor is the line with the smallest (event time, raw text): deterministic whatever the file
+    order or partitioning, and for exact repeats it does not matter which copy stays.
+    """
+    by_event = Window.partitionBy("event_id").orderBy(F.col("event_ts_us").asc(), F.col("raw").asc())
+    ranked = parsed.withColumn(
+        "_copy", F.when(F.col("reason").isNull(), F.row_number().over(by_event)).otherwise(F.lit(1))
+    )
+    is_duplicate = F.col("reason").isNull() & (F.col("_copy") > 1)
+    return (
+        ranked.withColumn("detail", F.when(is_duplicate, F.col("event_id")).otherwise(F.col("detail")))
+        .withColumn("reason", F.when(is_duplicate, F.lit(DUPLICATE_EVENT_ID)).otherwise(F.col("reason")))
+        .drop("_copy")
+    )
+
+
+def accepted_events(marked: DataFrame) -> DataFrame:
+    """Accepted lines as the parsed-events schema (event_ts a UTC timestamp, value a double)."""
+    return marked.where(F.col("reason").isNull()).select(
+        "event_id",
+        "user_id",
+        "item_id",
+        "event_type",
+        F.timestamp_micros("event_ts_us").alias("event_ts"),
+        "session_id",
+        F.col("value").cast("double").alias("value"),
+    )
+
+
+def rejected_lines(marked: DataFrame) -> DataFrame:
+    """Rejected lines as ``{raw, reason, detail}``, ready to write as JSON lines."""
+    return marked.where(F.col("reason").isNotNull()).select("raw", "reason", "detail")
+
+
+def reject_counts(marked: DataFrame) -> Dict[str, int]:
+    """Counts per reject reason, with every known reason present (0 when absent)."""
+    counts = {reason: 0 for reason in REJECT_REASONS}
+    for row in marked.where(F.col("reason").isNotNull()).groupBy("reason").count().collect():
+        counts[row["reason"]] = int(row["count"])
+    return counts
+
+
+def build_stats(total_lines: int, counts_by_reason: Dict[str, int], accepted: int) -> Dict[str, object]:
+    """The stats record; raises :class:`JobError` if reconciliation fails (a bug, never bad input)."""
+    rejected = sum(counts_by_reason.values())
+    if accepted + rejected != total_lines:
+        raise JobError(
+            f"reconciliation failed: {total_lines} lines != {accepted} accepted + {rejected} rejected"
+        )
+    return {
+        "lines": total_lines,
+        "accepted": accepted,
+        "rejected": rejected,
+        "rejected_by_reason": counts_by_reason,
+        "reject_ratio": (rejected / total_lines) if total_lines else 0.0,
+    }
+
+
+def run(
+    spark: SparkSession,
+    input_uri: str,
+    output_uri: str,
+    rejects_uri: str,
+    max_reject_ratio: Optional[float] = None,
+    stats_uri: Optional[str] = None,
+) -> Dict[str, object]:
+    """Parse ``input_uri`` into ``output_uri`` (Parquet, overwritten) and ``rejects_uri`` (JSON lines).
+
+    Returns the stats record (also written to ``stats_uri``, default ``<output>/_stats.json``).
+    """
+    stats_uri = stats_uri or join_uri(output_uri, "_stats.json")
+    # recursiveFileLookup: accept a dt= folder with part files or nested folders alike.
+    lines = spark.read.option("recursiveFileLookup", "true").text(input_uri)
+    marked = mark_duplicates(validate_lines(lines)).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        total = marked.count()
+        log.info("read %d non-blank lines from %s", total, input_uri)
+        if total == 0:
+            raise JobError(f"no input lines under {input_uri}: refusing to publish an empty day")
+        counts = reject_counts(marked)
+        rejected = sum(counts.values())
+
+        accepted_events(marked).write.mode("overwrite").parquet(output_uri)
+        # Rejects are few by construction (bounded by the ratio); one file is what a person wants to read.
+        rejects_out = rejected_lines(marked)
+        if rejected <= 1_000_000:
+            rejects_out = rejects_out.coalesce(1)
+        rejects_out.write.mode("overwrite").json(rejects_uri)
+        stats = build_stats(total, counts, total - rejected)
+    finally:
+        marked.unpersist()
+
+    stats.update({"input": input_uri, "output": output_uri, "rejects": rejects_uri})
+    fs.write_json(spark, stats_uri, stats)
+    log.info("wrote %d events to %s", stats["accepted"], output_uri)
+    log.info(
+        "wrote %d rejects to %s (%s)",
+        rejected,
+        rejects_uri,
+        ", ".join(f"{reason}={n}" for reason, n in counts.items() if n) or "none",
+    )
+    log.info("wrote stats to %s", stats_uri)
+
+    if max_reject_ratio is not None and stats["reject_ratio"] > max_reject_ratio:
+        raise JobError(
+            f"reject ratio {stats['reject_ratio']:.4f} ({rejected}/{total} lines) exceeds "
+            f"--max-reject-ratio {max_reject_ratio}; see rejects at {rejects_uri} and stats at {stats_uri}"
+        )
+    return stats
+
+
+def parse_args(argv: Optional[Sequence[str]] = None):
+    parser = new_parser(JOB, __doc__.split("\n\n")[0])
+    parser.add_argument("--input", required=True, help="raw JSON-lines URI (file or folder, .gz ok)")
+    parser.add_argument("--output", required=True, help="Parquet output URI for valid events (overwritten)")
+    parser.add_argument("--rejects", required=True, help="JSON-lines URI for rejected lines (overwritten)")
+    parser.add_argument(
+        "--max-reject-ratio",
+        type=ratio_arg,
+        default=None,
+        help="fail (after writing outputs) if rejected/lines exceeds this; unset = never fail on rejects",
+    )
+    parser.add_argument("--stats", default=None, help="stats JSON URI (default: <output>/_stats.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    spark = build_spark(JOB)
+    run(spark, args.input, args.output, args.rejects, args.max_reject_ratio, args.stats)
+
+
+if __name__ == "__main__":
+    run_job(JOB, main)
