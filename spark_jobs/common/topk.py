@@ -17,7 +17,7 @@ def top_k_excluding(
 
     Args:
         scores: float array, shape (n_users, n_items); higher is better.
-        exclude: n_users integer arrays of item indices to skip (e.g. the user's training items).
+        exclude: n_users arrays of item indices in [0, n_items) to skip (e.g. the user's training items).
         k: list length.
 
     Returns:
@@ -29,9 +29,10 @@ def top_k_excluding(
     out_scores = np.full((n_users, k), -np.inf, dtype=np.float64)
     for row in range(n_users):
         row_scores = scores[row].astype(np.float64, copy=True)
+        row_scores[np.isnan(row_scores)] = -np.inf  # an undefined score is never recommended
         if len(exclude[row]):
             row_scores[np.asarray(exclude[row], dtype=np.int64)] = -np.inf
-        eligible = int(np.isfinite(row_scores).sum())
+        eligible = int((row_scores > -np.inf).sum())
         take = min(k, eligible)
         if take == 0:
             continue

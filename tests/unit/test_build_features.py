@@ -1,0 +1,169 @@
+"""build_features transforms on tiny DataFrames: weights, decay, support, indices, split, and run()."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+
+import pytest
+
+from spark_jobs import build_features as bf
+from spark_jobs.common.cli import JobError
+from spark_jobs.common.schemas import PARSED_EVENTS
+
+pytestmark = pytest.mark.spark
+
+REF = dt.datetime(2024, 1, 11, tzinfo=dt.timezone.utc)  # end of run date 2024-01-10
+
+
+def events_df(spark, rows):
+    """rows: (event_id, user, item, type, 'YYYY-MM-DD HH:MM', value)."""
+    data = [(e, u, i, t, dt.datetime.strptime(ts, "%Y-%m-%d %H:%M"), None, v) for e, u, i, t, ts, v in rows]
+    return spark.createDataFrame(data, PARSED_EVENTS)
+
+
+def test_parse_weights_overrides_defaults_and_validates():
+    assert bf.parse_weights("view=0.5, purchase=10") == {
+        "view": 0.5,
+        "click": 2.0,
+        "add_to_cart": 4.0,
+        "purchase": 10.0,
+    }
+    for bad in ("like=1", "view", "view=x", "view=0", "view=-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bf.parse_weights(bad)
+
+
+def test_weights_and_half_life_decay(spark):
+    events = events_df(
+        spark,
+        [
+            ("a", "u", "i", "view", "2024-01-11 00:00", None),  # age 0 d
+            ("b", "u", "i", "purchase", "2024-01-04 00:00", None),  # age 7 d
+            ("c", "u", "i", "rating", "2023-12-28 00:00", 4.0),  # age 14 d
+            ("d", "u", "i", "click", "2024-01-12 00:00", None),  # after the reference: not boosted
+        ],
+    )
+    out = bf.weight_events(events, bf.DEFAULT_WEIGHTS, 0.5, 7.0, REF)
+    weights = {r["event_id"]: r["weight"] for r in out.collect()}
+    assert weights == pytest.approx({"a": 1.0, "b": 8.0 * 0.5, "c": 4.0 * 0.5 * 0.25, "d": 2.0})
+
+
+def test_no_decay_when_half_life_is_zero(spark):
+    events = events_df(spark, [("a", "u", "i", "add_to_cart", "2020-01-01 00:00", None)])
+    assert bf.weight_events(events, bf.DEFAULT_WEIGHTS, 1.0, 0.0, REF).first()["weight"] == 4.0
+
+
+def test_aggregate_pairs_sums_confidence_and_keeps_last_ts(spark):
+    events = events_df(
+        spark,
+        [
+            ("a", "u1", "i1", "view", "2024-01-10 01:00", None),
+            ("b", "u1", "i1", "click", "2024-01-10 05:00", None),
+            ("c", "u2", "i1", "view", "2024-01-09 01:00", None),
+        ],
+    )
+    pairs = bf.aggregate_pairs(bf.weight_events(events, bf.DEFAULT_WEIGHTS, 1.0, 0.0, REF))
+    got = {
+        (r["user_id"], r["item_id"]): (r["confidence"], r["last_ts"], r["n_events"]) for r in pairs.collect()
+    }
+    assert got == {
+        ("u1", "i1"): (3.0, dt.datetime(2024, 1, 10, 5, 0), 2),
+        ("u2", "i1"): (1.0, dt.datetime(2024, 1, 9, 1, 0), 1),
+    }
+
+
+def test_dedupe_events_keeps_one_copy_per_event_id(spark):
+    events = events_df(
+        spark,
+        [
+            ("a", "u1", "i1", "view", "2024-01-10 01:00", None),
+            ("a", "u1", "i1", "view", "2024-01-09 01:00", None),
+            ("b", "u1", "i2", "view", "2024-01-10 01:00", None),
+        ],
+    )
+    rows = sorted((r["event_id"], r["event_ts"]) for r in bf.dedupe_events(events).collect())
+    assert rows == [("a", dt.datetime(2024, 1, 9, 1, 0)), ("b", dt.datetime(2024, 1, 10, 1, 0))]
+
+
+def test_min_support_iterates_to_a_core(spark):
+    # u3 has one item; dropping u3 leaves i3 with one user; dropping i3 leaves u2 with one item.
+    pairs = spark.createDataFrame(
+        [("u1", "i1"), ("u1", "i2"), ("u4", "i1"), ("u4", "i2"), ("u2", "i2"), ("u2", "i3"), ("u3", "i3")],
+        "user_id string, item_id string",
+    )
+    core, rounds = bf.apply_min_support(pairs, min_user_items=2, min_item_users=2)
+    assert sorted((r["user_id"], r["item_id"]) for r in core.collect()) == [
+        ("u1", "i1"),
+        ("u1", "i2"),
+        ("u4", "i1"),
+        ("u4", "i2"),
+    ]
+    assert rounds >= 2
+
+
+def test_index_ids_are_contiguous_and_ordered_by_id(spark):
+    pairs = spark.createDataFrame([("b",), ("a",), ("c",), ("a",)], "user_id string")
+    rows = bf.index_ids(spark, pairs, "user_id", "user_idx").orderBy("user_idx").collect()
+    assert [(r["user_idx"], r["user_id"]) for r in rows] == [(0, "a"), (1, "b"), (2, "c")]
+
+
+def test_split_holds_out_each_users_latest_items(spark):
+    day = dt.datetime(2024, 1, 1)
+    rows = [(0, item, 1.0, day + dt.timedelta(hours=item)) for item in range(10)]  # u0: 10 items
+    rows += [(1, 0, 1.0, day), (1, 1, 1.0, day), (1, 2, 1.0, day)]  # u1: 3 items, all tied
+    rows += [(2, 0, 1.0, day), (2, 1, 1.0, day)]  # u2: too few for a holdout
+    indexed = spark.createDataFrame(rows, "user_idx int, item_idx int, confidence double, last_ts timestamp")
+    split = bf.split_holdout(indexed, 0.25, 3)
+    held = sorted((r["user_idx"], r["item_idx"]) for r in split.where("is_holdout").collect())
+    # u0: floor(10 * 0.25) = 2 latest (items 9, 8); u1: max(1, floor(0.75)) = 1, tie -> lowest index.
+    assert held == [(0, 8), (0, 9), (1, 0)]
+
+
+def _write_day(spark, root, day, rows):
+    events_df(spark, rows).write.mode("overwrite").parquet(str(root / f"dt={day}"))
+
+
+def test_run_writes_features_and_manifest(spark, tmp_path):
+    events = tmp_path / "parsed"
+    users_items = [("u1", ["i1", "i2", "i3"]), ("u2", ["i1", "i2", "i3"]), ("u3", ["i1", "i2"])]
+    rows, n = [], 0
+    for user, items in users_items:
+        for hour, item in enumerate(items):
+            n += 1
+            rows.append((f"e{n}", user, item, "view", f"2024-01-10 {hour:02d}:00", None))
+    _write_day(spark, events, "2024-01-10", rows)
+    _write_day(spark, events, "2024-01-09", [rows[0]])  # a replayed event: deduplicated
+    out = tmp_path / "features"
+
+    manifest = bf.run(spark, str(events), dt.date(2024, 1, 10), str(out), lookback=3, half_life_days=0)
+
+    assert manifest["events_read"] == 9 and manifest["duplicate_events_dropped"] == 1
+    assert len(manifest["partitions_read"]) == 2 and len(manifest["partitions_missing"]) == 1
+    assert (manifest["users"], manifest["items"], manifest["pairs"]) == (3, 3, 8)
+    # u1 and u2 (3 items each) hold out their latest item (i3); u3 (2 items) keeps both.
+    assert (manifest["train_nnz"], manifest["holdout_nnz"], manifest["holdout_users"]) == (6, 2, 2)
+    assert json.loads((out / "manifest.json").read_text())["pairs"] == 8
+    holdout = spark.read.parquet(str(out / "holdout")).collect()
+    items = {r["item_idx"]: r["item_id"] for r in spark.read.parquet(str(out / "items")).collect()}
+    assert sorted((r["user_idx"], items[r["item_idx"]]) for r in holdout) == [(0, "i3"), (1, "i3")]
+    assert spark.read.parquet(str(out / "train")).schema.names == [
+        "user_idx",
+        "item_idx",
+        "confidence",
+        "last_ts",
+    ]
+
+
+def test_run_without_any_partition_is_a_clear_error(spark, tmp_path):
+    with pytest.raises(JobError, match="no parsed events under"):
+        bf.run(spark, str(tmp_path / "nothing"), dt.date(2024, 1, 10), str(tmp_path / "out"))
+
+
+def test_run_with_nothing_left_after_support_is_a_clear_error(spark, tmp_path):
+    _write_day(
+        spark, tmp_path / "parsed", "2024-01-10", [("e1", "u1", "i1", "view", "2024-01-10 00:00", None)]
+    )
+    with pytest.raises(JobError, match="no \\(user, item\\) pairs left after minimum support"):
+        bf.run(spark, str(tmp_path / "parsed"), dt.date(2024, 1, 10), str(tmp_path / "out"))

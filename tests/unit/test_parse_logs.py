@@ -1,0 +1,150 @@
+"""parse_logs on tiny inputs in a real local Spark session: exact outputs, rejects, stats, failure mode."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+
+import pytest
+
+from spark_jobs import parse_logs
+from spark_jobs.common.cli import JobError
+from spark_jobs.common.events import REJECT_REASONS
+
+pytestmark = pytest.mark.spark
+
+
+def event(event_id, ts="2024-01-02T03:04:05Z", **extra):
+    record = {"event_id": event_id, "user_id": "u1", "item_id": "i1", "event_type": "view", "ts": ts}
+    record.update(extra)
+    return json.dumps(record)
+
+
+def lines_df(spark, lines):
+    return spark.createDataFrame([(line,) for line in lines], "value string")
+
+
+def test_validate_lines_skips_blank_lines_and_keeps_raw(spark):
+    rows = parse_logs.validate_lines(lines_df(spark, [event("a"), "", "  ", "oops"])).collect()
+    assert [(r["raw"], r["reason"]) for r in rows] == [(event("a"), None), ("oops", "malformed_json")]
+
+
+def test_duplicates_keep_the_earliest_copy(spark):
+    first = event("dup", ts="2024-01-02T03:04:05Z", item_id="early")
+    later = event("dup", ts="2024-01-02T09:00:00Z", item_id="late")
+    repeat = event("dup", ts="2024-01-02T03:04:05Z", item_id="early")
+    marked = parse_logs.mark_duplicates(
+        parse_logs.validate_lines(lines_df(spark, [later, first, repeat, event("solo"), "bad"]))
+    )
+    accepted = parse_logs.accepted_events(marked).collect()
+    assert sorted((r["event_id"], r["item_id"]) for r in accepted) == [("dup", "early"), ("solo", "i1")]
+    rejects = sorted((r["raw"], r["reason"]) for r in parse_logs.rejected_lines(marked).collect())
+    assert rejects == sorted(
+        [(later, "duplicate_event_id"), (repeat, "duplicate_event_id"), ("bad", "malformed_json")]
+    )
+
+
+def test_accepted_events_schema_and_normalisation(spark):
+    raw = [
+        event("a", ts="2024-01-02T05:04:05+02:00", user_id=7, item_id=99, session_id="s"),
+        event("b", ts=1704164645000, event_type="rating", value=3.5),
+    ]
+    marked = parse_logs.mark_duplicates(parse_logs.validate_lines(lines_df(spark, raw)))
+    out = parse_logs.accepted_events(marked)
+    assert out.columns == list(parse_logs.EVENT_COLUMNS)
+    rows = {r["event_id"]: r for r in out.collect()}
+    assert rows["a"]["user_id"] == "7" and rows["a"]["item_id"] == "99" and rows["a"]["session_id"] == "s"
+    assert rows["a"]["event_ts"] == dt.datetime(2024, 1, 2, 3, 4, 5)  # UTC (session time zone)
+    assert rows["a"]["value"] is None
+    assert rows["b"]["event_ts"] == dt.datetime(2024, 1, 2, 3, 4, 5)
+    assert rows["b"]["value"] == 3.5
+
+
+def _one_line_per_reason():
+    bad = {
+        "malformed_json": "{nope",
+        "missing_field": event("m1", user_id=None),
+        "invalid_type": event("t1", user_id=1.5),
+        "unknown_event_type": event("k1", event_type="zap"),
+        "invalid_timestamp": event("x1", ts="2024-01-02"),
+        "out_of_range_value": event("r1", event_type="rating", value=9),
+        "duplicate_event_id": event("g1"),
+    }
+    good = [event("g1"), event("g2"), event("g3")]
+    return good, bad
+
+
+def test_run_writes_outputs_rejects_and_reconciled_stats(spark, tmp_path):
+    good, bad = _one_line_per_reason()
+    day = tmp_path / "raw" / "dt=2024-01-02"
+    day.mkdir(parents=True)
+    (day / "part-0.jsonl").write_text("\n".join([*good[:2], "", *bad.values()]) + "\n\n")
+    with gzip.open(day / "part-1.jsonl.gz", "wt") as handle:  # .gz input is read transparently
+        handle.write(good[2] + "\n")
+    out, rej = tmp_path / "parsed", tmp_path / "rejects"
+
+    stats = parse_logs.run(spark, str(day), str(out), str(rej))
+
+    assert stats["lines"] == 10 and stats["accepted"] == 3 and stats["rejected"] == 7
+    assert stats["rejected_by_reason"] == {reason: 1 for reason in REJECT_REASONS}
+    assert json.loads((out / "_stats.json").read_text())["rejected_by_reason"] == stats["rejected_by_reason"]
+    assert sorted(r["event_id"] for r in spark.read.parquet(str(out)).collect()) == ["g1", "g2", "g3"]
+    reject_files = list(rej.glob("part-*.json"))
+    assert len(reject_files) == 1  # one readable file
+    written = [json.loads(row) for row in reject_files[0].read_text().splitlines()]
+    assert sorted((r["reason"], r["raw"]) for r in written) == sorted((k, v) for k, v in bad.items())
+
+
+def test_rerun_overwrites_instead_of_appending(spark, tmp_path):
+    day = tmp_path / "raw"
+    day.mkdir()
+    (day / "a.jsonl").write_text(event("a") + "\n" + event("b") + "\n")
+    out, rej = tmp_path / "parsed", tmp_path / "rejects"
+    parse_logs.run(spark, str(day), str(out), str(rej))
+    parse_logs.run(spark, str(day), str(out), str(rej))
+    assert spark.read.parquet(str(out)).count() == 2
+
+
+def test_reject_ratio_fails_after_writing_everything(spark, tmp_path):
+    day = tmp_path / "raw"
+    day.mkdir()
+    (day / "a.jsonl").write_text("\n".join([event("a"), "bad", "worse", event("b")]) + "\n")
+    out, rej = tmp_path / "parsed", tmp_path / "rejects"
+    with pytest.raises(
+        JobError, match=r"reject ratio 0\.5000 \(2/4 lines\) exceeds --max-reject-ratio 0\.25"
+    ):
+        parse_logs.run(spark, str(day), str(out), str(rej), max_reject_ratio=0.25)
+    assert spark.read.parquet(str(out)).count() == 2
+    assert spark.read.json(str(rej)).count() == 2
+    assert json.loads((out / "_stats.json").read_text())["rejected"] == 2
+
+
+def test_ratio_at_the_limit_passes(spark, tmp_path):
+    day = tmp_path / "raw"
+    day.mkdir()
+    (day / "a.jsonl").write_text("\n".join([event("a"), "bad"]) + "\n")
+    stats = parse_logs.run(spark, str(day), str(tmp_path / "o"), str(tmp_path / "r"), max_reject_ratio=0.5)
+    assert stats["reject_ratio"] == 0.5
+
+
+def test_empty_input_is_an_error(spark, tmp_path):
+    day = tmp_path / "raw"
+    day.mkdir()
+    (day / "a.jsonl").write_text("\n  \n")
+    with pytest.raises(JobError, match="no input lines"):
+        parse_logs.run(spark, str(day), str(tmp_path / "o"), str(tmp_path / "r"))
+
+
+def test_build_stats_refuses_a_broken_reconciliation():
+    with pytest.raises(JobError, match="reconciliation failed"):
+        parse_logs.build_stats(10, {"malformed_json": 2}, 7)
+
+
+def test_cli_arguments():
+    args = parse_logs.parse_args(
+        ["--input", "s3://b/raw", "--output", "o", "--rejects", "r", "--max-reject-ratio", "0.1"]
+    )
+    assert (args.input, args.output, args.rejects, args.max_reject_ratio) == ("s3://b/raw", "o", "r", 0.1)
+    with pytest.raises(SystemExit):
+        parse_logs.parse_args(["--input", "i", "--output", "o", "--rejects", "r", "--max-reject-ratio", "2"])
