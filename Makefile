@@ -36,3 +36,57 @@ $(STAMP): requirements/dev.txt requirements/bootstrap.txt
 
 .PHONY: setup
 setup: check-java $(STAMP) ## create .venv and install everything (idempotent)
+
+# Everything below runs inside the project's environment: .venv first on PATH (spark-submit needs it),
+# local Spark defaults and quiet logging from emr_configs/local-spark.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export SPARK_CONF_DIR := $(abspath emr_configs/local-spark)
+
+ML_RAW := $(DATA)/movielens/raw
+ML_STAMP := $(ML_RAW)/_manifest.json
+ENGINES ?= implicit
+
+$(ML_STAMP): | $(STAMP)
+	$(PY) -m tools.datagen.movielens --output $(ML_RAW) --cache $(DATA)/cache
+
+.PHONY: data-movielens
+data-movielens: $(STAMP) $(ML_STAMP) ## MovieLens-100K as raw events in data/movielens/raw (from the recbole wheel)
+
+.PHONY: data-synthetic
+data-synthetic: $(STAMP) ## a seeded synthetic clickstream in data/synthetic/raw (EVENTS=, DAYS=)
+	$(PY) -m tools.datagen.clickstream --output $(DATA)/synthetic/raw --events $${EVENTS:-200000} --days $${DAYS:-3}
+
+.PHONY: run
+run: check-java $(STAMP) $(ML_STAMP) ## the four jobs chained with spark-submit on MovieLens-100K, then a metrics table
+	$(PY) -m tools.run_chain --raw $(ML_RAW) --work $(VAR)/movielens --run-date $(RUN_DATE) \
+	  --engines $(ENGINES) --features-args "--half-life-days 0"
+
+.PHONY: test
+test: check-java $(STAMP) lint ## lint, then every test suite (installs what it needs)
+	$(PY) -m pytest
+
+.PHONY: test-unit
+test-unit: $(STAMP) ## only the fast unit tests
+	$(PY) -m pytest -m unit
+
+.PHONY: lint
+lint: $(STAMP) ## ruff check + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: format
+format: $(STAMP) ## ruff fix + format
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+.PHONY: requirements
+requirements: $(STAMP) ## recompile requirements/dev.txt from pyproject.toml (run from the project root)
+	$(UV) pip compile --python-version 3.11 --group pyproject.toml:dev -o requirements/dev.txt -q
+
+.PHONY: clean
+clean: ## remove run outputs (keeps .venv and downloaded data)
+	rm -rf $(VAR) spark-warehouse metastore_db derby.log
+
+.PHONY: distclean
+distclean: clean ## remove everything not in git (.venv, data)
+	rm -rf $(VENV) $(DATA)

@@ -1,0 +1,111 @@
+"""The four jobs spark-submitted in sequence on a generated data set, checked end to end.
+
+Real spark-submit processes (as on EMR or by hand), a real generated clickstream with malformed lines of
+every kind; assertions on the written outputs only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.datagen.clickstream import generate
+from tools.run_chain import ROOT, run_chain
+
+pytestmark = pytest.mark.integration
+
+JOBS = ("parse_logs", "build_features", "train_cf", "evaluate")
+
+
+@pytest.fixture(scope="module")
+def spark_env():
+    """PATH with the venv first (spark-submit finds pyspark through it) and quiet local Spark defaults."""
+    venv_bin = str(Path(sys.executable).parent)
+    saved = dict(os.environ)
+    os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
+    os.environ["SPARK_CONF_DIR"] = str(ROOT / "emr_configs" / "local-spark")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_each_job_has_help(spark_env, job):
+    proc = subprocess.run(
+        ["spark-submit", str(ROOT / "spark_jobs" / f"{job}.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage:" in proc.stdout and "--output" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def chain(spark_env, tmp_path_factory):
+    base = tmp_path_factory.mktemp("chain")
+    manifest = generate(
+        base / "raw", events=40000, days=3, users=800, items=400, groups=8, seed=11, quiet=True
+    )
+    result = run_chain(
+        base / "raw",
+        base / "work",
+        manifest["last_day"],
+        engines=("implicit",),
+        features_args=("--half-life-days", "7"),
+        train_args=("--factors", "32", "--iterations", "10", "--num-threads", "1"),
+        per_day=True,
+    )
+    return manifest, result
+
+
+def test_parse_logs_reconciles_with_the_generator(chain):
+    manifest, result = chain
+    assert len(result.parsed_days) == 3
+    for day in result.parsed_days:
+        expected = manifest["days"][day.split("=", 1)[1]]
+        stats = json.loads(result.path("parsed", day, "_stats.json").read_text())
+        assert stats["lines"] == expected["lines"] == stats["accepted"] + stats["rejected"]
+        assert stats["accepted"] == expected["expected_accepted"]
+        assert stats["rejected_by_reason"] == expected["expected_rejected_by_reason"]
+        rejects = [
+            json.loads(line)
+            for path in result.path("rejects", day).glob("part-*.json")
+            for line in path.read_text().splitlines()
+        ]
+        assert len(rejects) == stats["rejected"]
+        assert all(set(r) >= {"raw", "reason"} for r in rejects)
+
+
+def test_every_reject_reason_occurs(chain):
+    manifest, _ = chain
+    assert all(n > 0 for n in manifest["total"]["expected_rejected_by_reason"].values())
+
+
+def test_features_and_model_outputs_exist(chain):
+    manifest, result = chain
+    features = result.path("features", f"dt={result.run_date}")
+    summary = json.loads((features / "manifest.json").read_text())
+    assert summary["events_read"] == manifest["total"]["expected_accepted"]
+    assert summary["train_nnz"] > 0 and summary["holdout_nnz"] > 0
+    for part in ("train", "holdout", "users", "items"):
+        assert list((features / part).glob("part-*.parquet")), part
+    model = result.path("models", "implicit", f"dt={result.run_date}")
+    params = json.loads((model / "model" / "params.json").read_text())
+    assert params["users"] == summary["users"] and params["items"] == summary["items"]
+    assert params["recommendations"] == 10 * summary["users"]  # every user has >= 10 unseen items here
+
+
+def test_model_beats_popularity(chain):
+    _, result = chain
+    metrics = result.metrics["implicit"]
+    assert set(metrics) == {"k", "model", "popularity", "users_evaluated"}
+    assert metrics["users_evaluated"] > 100
+    assert metrics["model"]["ndcg@10"] > metrics["popularity"]["ndcg@10"]
