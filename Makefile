@@ -90,3 +90,6 @@ clean: ## remove run outputs (keeps .venv and downloaded data)
 .PHONY: distclean
 distclean: clean ## remove everything not in git (.venv, data)
 	rm -rf $(VENV) $(DATA)
+
+# The local AWS stack (LocalStack + local EMR endpoint): targets local-up / local-down / local-status.
+-include localstack/local.mk
