@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Airflow reads its configuration when first imported: point it at a throw-away home (SQLite metadata DB)
+# and at this project's DAGs before any test module imports it. Never a developer's real AIRFLOW_HOME.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="recsys-airflow-test-")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ.pop("AIRFLOW_VAR_RECSYS_TRAINING_CONFIG", None)
+sys.path.insert(0, str(ROOT / "dags"))  # as Airflow does for its DAGs folder
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -1,0 +1,143 @@
+"""The pipeline's one configuration: every environment-specific value, with documented defaults.
+
+Override per deployment, without editing code, with a JSON object in the environment variable
+``AIRFLOW_VAR_RECSYS_TRAINING_CONFIG`` (Airflow also shows it as the Variable ``recsys_training_config``).
+Only the keys you set change; unknown keys and wrong types are errors, so a typo cannot pass silently.
+It is read when the DAG file is parsed: environment only, no database or network access.
+
+Example::
+
+    AIRFLOW_VAR_RECSYS_TRAINING_CONFIG='{"data_bucket": "acme-lake", "artifact_bucket": "acme-ml",
+        "alert_topic_arn": "arn:aws:sns:eu-west-1:123456789012:recsys-alerts", "core_instance_count": 4}'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Dict, Mapping, Optional
+
+CONFIG_ENV_VAR = "AIRFLOW_VAR_RECSYS_TRAINING_CONFIG"
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """All settings of the recsys_training DAG. Durations in seconds unless named otherwise."""
+
+    # --- connections and ownership
+    aws_conn_id: Optional[str] = "aws_default"  # AWS connection for EMR, S3 and SNS
+    region_name: Optional[str] = None  # None = the connection's region
+    owner: str = "ml-platform"  # Airflow owner, and the EMR `owner` tag
+    # --- data lake (raw input, parsed events, rejects)
+    data_bucket: str = "recsys-data-lake"
+    raw_prefix: str = "raw/events"  # raw JSON lines under <raw_prefix>/dt=YYYY-MM-DD/
+    raw_ready_marker: str = "_SUCCESS"  # object that marks a complete day; "" = any object in the folder
+    parsed_prefix: str = "parsed/events"
+    rejects_prefix: str = "rejects/events"
+    # --- artefacts (code, per-run outputs, model registry, EMR logs)
+    artifact_bucket: str = "recsys-artifacts"
+    code_prefix: str = "code"  # code/<code_version>/spark_jobs.zip, jobs/*.py, bootstrap/*
+    code_version: str = "0.1.0"  # which deployed code the steps run (make deploy uploads it)
+    runs_prefix: str = "runs"  # runs/dt=YYYY-MM-DD/{features,model,evaluation}/
+    registry_prefix: str = "registry"  # registry/versions/<version>/ and registry/latest.json
+    emr_log_prefix: str = "emr-logs"
+    # --- EMR cluster
+    release_label: str = "emr-7.5.0"  # Spark 3.5, Python 3.9
+    primary_instance_type: str = "m5.xlarge"
+    core_instance_type: str = "m5.2xlarge"
+    core_instance_count: int = 2
+    ec2_subnet_id: str = ""  # "" = EMR's default VPC subnet
+    job_flow_role: str = "EMR_EC2_DefaultRole"
+    service_role: str = "EMR_DefaultRole"
+    idle_timeout_seconds: int = 3600  # AutoTerminationPolicy: EMR ends an idle, forgotten cluster
+    step_concurrency: int = 1
+    # --- jobs
+    max_reject_ratio: float = 0.05
+    lookback_days: int = 30
+    half_life_days: float = 14.0
+    min_user_items: int = 2
+    min_item_users: int = 2
+    holdout_fraction: float = 0.2
+    engine: str = "implicit"  # implicit | spark-als
+    algorithm: str = "als"  # als | bpr (implicit only)
+    factors: int = 64
+    iterations: int = 15
+    regularization: float = 0.01
+    alpha: float = 1.0
+    k: int = 10
+    seed: int = 42
+    # --- quality gate (NDCG@k on the day's holdout)
+    min_ndcg: float = 0.05  # absolute floor
+    min_margin_over_popularity: float = 0.01  # model NDCG - popularity NDCG must reach this
+    max_regression_vs_production: float = 0.02  # production NDCG - model NDCG may not exceed this
+    # --- alerting
+    alert_topic_arn: str = ""  # SNS topic for failures and run summaries; "" = log only
+    # --- scheduling and timeouts
+    schedule: str = "0 2 * * *"  # daily at 02:00 UTC
+    deferrable: bool = False  # deferrable sensors (needs a triggerer)
+    data_wait_timeout_seconds: int = 6 * 3600
+    data_poke_interval_seconds: int = 300
+    step_poke_interval_seconds: int = 60
+    step_timeout_seconds: int = 4 * 3600
+    task_timeout_seconds: int = 30 * 60  # any non-sensor task
+    retries: int = 2
+    retry_delay_seconds: int = 300
+    dagrun_timeout_seconds: int = 12 * 3600
+
+    def as_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_FIELDS = {field.name: field for field in dataclasses.fields(PipelineConfig)}
+
+
+def _check_type(name: str, value: Any) -> Any:
+    default = _FIELDS[name].default
+    if name in ("aws_conn_id", "region_name"):
+        if value is None or isinstance(value, str):
+            return value
+        raise ValueError(f"{name} must be a string or null, got {value!r}")
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, str) and isinstance(value, str):
+        return value
+    raise ValueError(f"{name} must be of type {type(default).__name__}, got {value!r}")
+
+
+def config_from_mapping(overrides: Mapping[str, Any]) -> PipelineConfig:
+    """Defaults with ``overrides`` applied; raises ValueError naming any unknown key or wrong type."""
+    unknown = sorted(set(overrides) - set(_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown recsys config keys: {unknown}; known keys: {sorted(_FIELDS)}")
+    checked = {name: _check_type(name, value) for name, value in overrides.items()}
+    config = PipelineConfig(**checked)
+    if config.engine not in ("implicit", "spark-als"):
+        raise ValueError(f"engine must be implicit or spark-als, got {config.engine!r}")
+    if config.algorithm not in ("als", "bpr") or (config.engine == "spark-als" and config.algorithm != "als"):
+        raise ValueError(f"algorithm {config.algorithm!r} is not available for engine {config.engine!r}")
+    if not 0 <= config.max_reject_ratio <= 1:
+        raise ValueError("max_reject_ratio must be in [0, 1]")
+    return config
+
+
+def load_config(environ: Optional[Mapping[str, str]] = None) -> PipelineConfig:
+    """The configuration in force: defaults, overridden by the JSON in ``CONFIG_ENV_VAR`` if set."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(CONFIG_ENV_VAR, "").strip()
+    if not raw:
+        return PipelineConfig()
+    try:
+        overrides = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"{CONFIG_ENV_VAR} is not valid JSON: {exc}") from None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{CONFIG_ENV_VAR} must be a JSON object")
+    return config_from_mapping(overrides)

@@ -1,0 +1,67 @@
+"""Where everything lives on S3 for one logical date (pure functions of the config)."""
+
+from __future__ import annotations
+
+from typing import Dict
+
+from recsys_dag.config import PipelineConfig
+
+JOBS = ("parse_logs", "build_features", "train_cf", "evaluate")
+
+
+def s3_uri(bucket: str, *parts: str) -> str:
+    """``s3://bucket/part/part`` with single slashes."""
+    path = "/".join(part.strip("/") for part in parts if part.strip("/"))
+    return f"s3://{bucket}/{path}" if path else f"s3://{bucket}"
+
+
+def code_locations(cfg: PipelineConfig) -> Dict[str, str]:
+    """The deployed code a cluster runs: the package zip, one entry point per job, bootstrap files."""
+    base = (cfg.artifact_bucket, cfg.code_prefix, cfg.code_version)
+    out = {
+        "code_root": s3_uri(*base),
+        "package_zip": s3_uri(*base, "spark_jobs.zip"),
+        "bootstrap_script": s3_uri(*base, "bootstrap", "install_python_deps.sh"),
+        "bootstrap_requirements": s3_uri(*base, "bootstrap", "requirements-emr.txt"),
+    }
+    out.update({f"entry_{job}": s3_uri(*base, "jobs", f"{job}.py") for job in JOBS})
+    return out
+
+
+def run_locations(cfg: PipelineConfig, ds: str) -> Dict[str, str]:
+    """Inputs and outputs of the run for logical date ``ds`` (YYYY-MM-DD). A rerun gets the same keys."""
+    run = (cfg.artifact_bucket, cfg.runs_prefix, f"dt={ds}")
+    return {
+        "raw": s3_uri(cfg.data_bucket, cfg.raw_prefix, f"dt={ds}"),
+        "raw_key_prefix": f"{cfg.raw_prefix.strip('/')}/dt={ds}/",
+        "parsed_root": s3_uri(cfg.data_bucket, cfg.parsed_prefix),
+        "parsed": s3_uri(cfg.data_bucket, cfg.parsed_prefix, f"dt={ds}"),
+        "rejects": s3_uri(cfg.data_bucket, cfg.rejects_prefix, f"dt={ds}"),
+        "run_root": s3_uri(*run),
+        "features": s3_uri(*run, "features"),
+        "model": s3_uri(*run, "model"),
+        "recommendations": s3_uri(*run, "model", "recommendations"),
+        "evaluation": s3_uri(*run, "evaluation"),
+        "metrics": s3_uri(*run, "evaluation", "metrics.json"),
+        "gate_report": s3_uri(*run, "gate.json"),
+        "emr_logs": s3_uri(cfg.artifact_bucket, cfg.emr_log_prefix) + "/",
+    }
+
+
+def registry_locations(cfg: PipelineConfig, version: str = "") -> Dict[str, str]:
+    """The model registry: one folder per version and the ``latest.json`` pointer written last."""
+    out = {
+        "registry_root": s3_uri(cfg.artifact_bucket, cfg.registry_prefix),
+        "latest": s3_uri(cfg.artifact_bucket, cfg.registry_prefix, "latest.json"),
+    }
+    if version:
+        out["version"] = s3_uri(cfg.artifact_bucket, cfg.registry_prefix, "versions", version)
+    return out
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key)."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key

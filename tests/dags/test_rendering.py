@@ -1,0 +1,123 @@
+"""The EMR requests Airflow renders for a logical date, checked against what EMR and the jobs accept."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+
+from tests.dags.conftest import load_dag_module
+
+pytestmark = pytest.mark.dag
+
+DS = "2024-01-31"
+RUN_ID = "scheduled__2024-01-31T02:00:00+00:00"
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    monkeypatch = pytest.MonkeyPatch()
+    module = load_dag_module(
+        monkeypatch,
+        data_bucket="lake",
+        artifact_bucket="arts",
+        code_version="1.2.3",
+        idle_timeout_seconds=900,
+    )
+    dag = module.dag
+    context = {"ds": DS, "run_id": RUN_ID, "dag": dag}
+    env = dag.get_template_env()
+    cluster = dag.task_dict["create_cluster"].render_template("cluster.json", context, jinja_env=env)
+    steps = dag.task_dict["add_steps"].render_template("steps.json", context, jinja_env=env)
+    monkeypatch.undo()
+    return json.loads(cluster), json.loads(steps)
+
+
+def test_cluster_request(rendered):
+    cluster, _ = rendered
+    assert cluster["Name"] == "recsys-training-2024-01-31"
+    assert cluster["ReleaseLabel"].startswith("emr-7.")
+    assert cluster["LogUri"] == "s3://arts/emr-logs/"
+    assert cluster["AutoTerminationPolicy"] == {"IdleTimeout": 900}
+    assert cluster["Instances"]["KeepJobFlowAliveWhenNoSteps"] is True
+    tags = {tag["Key"]: tag["Value"] for tag in cluster["Tags"]}
+    assert tags == {"dag_id": "recsys_training", "run_id": RUN_ID, "owner": "ml-platform", "logical_date": DS}
+    (bootstrap,) = cluster["BootstrapActions"]
+    assert (
+        bootstrap["ScriptBootstrapAction"]["Path"] == "s3://arts/code/1.2.3/bootstrap/install_python_deps.sh"
+    )
+    assert bootstrap["ScriptBootstrapAction"]["Args"] == [
+        "s3://arts/code/1.2.3/bootstrap/requirements-emr.txt"
+    ]
+    classifications = {c["Classification"] for c in cluster["Configurations"]}
+    assert classifications == {"spark-defaults", "spark-env"}
+    assert "Ec2SubnetId" not in cluster["Instances"]
+
+
+def test_steps_are_the_four_jobs_in_order(rendered):
+    _, steps = rendered
+    assert [step["Name"] for step in steps] == ["parse_logs", "build_features", "train_cf", "evaluate"]
+    for step in steps:
+        assert step["ActionOnFailure"] == "CANCEL_AND_WAIT"
+        assert step["HadoopJarStep"]["Jar"] == "command-runner.jar"
+        args = step["HadoopJarStep"]["Args"]
+        assert args[:5] == [
+            "spark-submit",
+            "--deploy-mode",
+            "cluster",
+            "--py-files",
+            "s3://arts/code/1.2.3/spark_jobs.zip",
+        ]
+        assert args[5] == f"s3://arts/code/1.2.3/jobs/{step['Name']}.py"
+
+
+def _job_args(steps, name):
+    step = next(s for s in steps if s["Name"] == name)
+    args = step["HadoopJarStep"]["Args"]
+    module = importlib.import_module(f"spark_jobs.{name}")
+    return module.parse_args(args[6:])  # the job's own parser: exits on anything it would not accept
+
+
+def test_step_arguments_parse_with_the_jobs_own_parsers(rendered):
+    _, steps = rendered
+    parse = _job_args(steps, "parse_logs")
+    assert parse.input == "s3://lake/raw/events/dt=2024-01-31"
+    assert parse.output == "s3://lake/parsed/events/dt=2024-01-31"
+    assert parse.rejects == "s3://lake/rejects/events/dt=2024-01-31"
+    assert parse.max_reject_ratio == 0.05
+
+    features = _job_args(steps, "build_features")
+    assert features.events == "s3://lake/parsed/events"
+    assert features.run_date.isoformat() == DS
+    assert features.output == "s3://arts/runs/dt=2024-01-31/features"
+    assert features.lookback_days == 30 and features.half_life_days == 14.0
+
+    train = _job_args(steps, "train_cf")
+    assert train.features == features.output
+    assert train.output == "s3://arts/runs/dt=2024-01-31/model"
+    assert (train.engine, train.algorithm, train.factors, train.iterations, train.k) == (
+        "implicit",
+        "als",
+        64,
+        15,
+        10,
+    )
+
+    evaluate = _job_args(steps, "evaluate")
+    assert evaluate.features == features.output
+    assert evaluate.recommendations == "s3://arts/runs/dt=2024-01-31/model/recommendations"
+    assert evaluate.output == "s3://arts/runs/dt=2024-01-31/evaluation"
+    assert evaluate.k == 10
+
+
+def test_config_rejects_unknown_keys_and_wrong_types(monkeypatch):
+    from recsys_dag.config import load_config
+
+    with pytest.raises(ValueError, match="unknown recsys config keys"):
+        load_config({"AIRFLOW_VAR_RECSYS_TRAINING_CONFIG": '{"data_buckit": "x"}'})
+    with pytest.raises(ValueError, match="core_instance_count must be of type int"):
+        load_config({"AIRFLOW_VAR_RECSYS_TRAINING_CONFIG": '{"core_instance_count": "4"}'})
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_config({"AIRFLOW_VAR_RECSYS_TRAINING_CONFIG": "{"})
+    assert load_config({}).data_bucket == "recsys-data-lake"
