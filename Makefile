@@ -61,6 +61,15 @@ run: check-java $(STAMP) $(ML_STAMP) ## the four jobs chained with spark-submit 
 	$(PY) -m tools.run_chain --raw $(ML_RAW) --work $(VAR)/movielens --run-date $(RUN_DATE) \
 	  --engines $(ENGINES) --features-args "--half-life-days 0"
 
+.PHONY: package
+package: $(STAMP) ## build/code/<version>/: spark_jobs.zip, job entry points, bootstrap files
+	$(PY) -m tools.package_jobs
+
+.PHONY: deploy
+deploy: $(STAMP) ## upload the packaged code to s3://$$ARTIFACT_BUCKET/code/<version>/ (ENDPOINT_URL= for LocalStack)
+	@test -n "$${ARTIFACT_BUCKET:-}" || { echo "ERROR: set ARTIFACT_BUCKET (the DAG config's artifact_bucket)" >&2; exit 1; }
+	$(PY) -m tools.deploy_code --bucket "$$ARTIFACT_BUCKET" $${ENDPOINT_URL:+--endpoint-url "$$ENDPOINT_URL"}
+
 .PHONY: test
 test: check-java $(STAMP) lint ## lint, then every test suite (installs what it needs)
 	$(PY) -m pytest
@@ -83,9 +92,14 @@ format: $(STAMP) ## ruff fix + format
 requirements: $(STAMP) ## recompile requirements/dev.txt from pyproject.toml (run from the project root)
 	$(UV) pip compile --python-version 3.11 --group pyproject.toml:dev -o requirements/dev.txt -q
 
+.PHONY: requirements-emr
+requirements-emr: $(STAMP) ## recompile emr_configs/bootstrap/requirements-emr.txt for EMR's Python 3.9
+	$(UV) pip compile --python-version 3.9 --python-platform x86_64-manylinux_2_28 -q \
+	  emr_configs/bootstrap/requirements-emr.in -o emr_configs/bootstrap/requirements-emr.txt
+
 .PHONY: clean
 clean: ## remove run outputs (keeps .venv and downloaded data)
-	rm -rf $(VAR) spark-warehouse metastore_db derby.log
+	rm -rf $(VAR) build spark-warehouse metastore_db derby.log
 
 .PHONY: distclean
 distclean: clean ## remove everything not in git (.venv, data)

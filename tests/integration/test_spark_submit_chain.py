@@ -109,3 +109,27 @@ def test_model_beats_popularity(chain):
     assert set(metrics) == {"k", "model", "popularity", "users_evaluated"}
     assert metrics["users_evaluated"] > 100
     assert metrics["model"]["ndcg@10"] > metrics["popularity"]["ndcg@10"]
+
+
+def test_packaged_bundle_runs_like_on_emr(spark_env, tmp_path):
+    """spark-submit the packaged entry point with the zip as --py-files, as the EMR step does."""
+    from tools.package_jobs import build
+
+    build("0.0.0-test", tmp_path / "code")
+    bundle = tmp_path / "code" / "0.0.0-test"
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "part.jsonl").write_text(
+        '{"event_id":"a","user_id":1,"item_id":2,"event_type":"view","ts":"2024-01-01T00:00:00Z"}\nnot json\n'
+    )
+    proc = subprocess.run(
+        [
+            "spark-submit", "--py-files", str(bundle / "spark_jobs.zip"),
+            str(bundle / "jobs" / "parse_logs.py"),
+            "--input", str(raw), "--output", str(tmp_path / "out"), "--rejects", str(tmp_path / "rej"),
+        ],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = json.loads((tmp_path / "out" / "_stats.json").read_text())
+    assert (stats["lines"], stats["accepted"], stats["rejected"]) == (2, 1, 1)

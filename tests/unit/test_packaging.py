@@ -1,0 +1,70 @@
+"""make package / make deploy: reproducible bundle, immutable versions on S3 (in-process moto)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tools.deploy_code import deploy
+from tools.package_jobs import build
+
+pytestmark = pytest.mark.unit
+
+
+def test_bundle_layout_and_reproducible_zip(tmp_path):
+    first = build("9.9.9", tmp_path / "a")
+    second = build("9.9.9", tmp_path / "b")
+    assert first == second  # same sources, same bytes
+    assert set(first) == {
+        "spark_jobs.zip",
+        "jobs/parse_logs.py",
+        "jobs/build_features.py",
+        "jobs/train_cf.py",
+        "jobs/evaluate.py",
+        "bootstrap/install_python_deps.sh",
+        "bootstrap/requirements-emr.txt",
+    }
+
+
+def test_zip_alone_provides_the_package(tmp_path):
+    build("9.9.9", tmp_path)
+    zip_path = tmp_path / "9.9.9" / "spark_jobs.zip"
+    code = (
+        f"import sys; sys.path.insert(0, {str(zip_path)!r}); import spark_jobs.common.events as e;"
+        "assert e.__file__.startswith(sys.path[0]), e.__file__;"
+        'print(e.parse_line(\'{"event_id":"a","user_id":1,"item_id":2,"event_type":"view","ts":0}\').user_id)'
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="arts")
+        yield client
+
+
+def test_deploy_uploads_once_and_refuses_to_change_a_version(s3, tmp_path):
+    build("1.0.0", tmp_path)
+    local = tmp_path / "1.0.0"
+    written = deploy(s3, "arts", "code", "1.0.0", local)
+    assert sorted(written) == sorted(
+        f"code/1.0.0/{p.relative_to(local).as_posix()}" for p in local.rglob("*") if p.is_file()
+    )
+    assert deploy(s3, "arts", "code", "1.0.0", local) == []  # identical: nothing to do
+
+    (local / "jobs" / "train_cf.py").write_text("# changed\n")
+    with pytest.raises(SystemExit, match=r"refusing to change deployed version 1.0.0.*jobs/train_cf.py"):
+        deploy(s3, "arts", "code", "1.0.0", local)
+    assert deploy(s3, "arts", "code", "1.0.0", local, force=True) == ["code/1.0.0/jobs/train_cf.py"]
+    body = s3.get_object(Bucket="arts", Key="code/1.0.0/jobs/train_cf.py")["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == hashlib.sha256(b"# changed\n").hexdigest()
