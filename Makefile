@@ -107,3 +107,6 @@ distclean: clean ## remove everything not in git (.venv, data)
 
 # The local AWS stack (LocalStack + local EMR endpoint): targets local-up / local-down / local-status.
 -include localstack/local.mk
+
+# Benchmarks (make bench, make bench-quick): results in docs/benchmarks.md.
+-include benchmarks/bench.mk
