@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -18,6 +19,9 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ.pop("AIRFLOW_VAR_RECSYS_TRAINING_CONFIG", None)
 sys.path.insert(0, str(ROOT / "dags"))  # as Airflow does for its DAGs folder
+# py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after pytest has
+# closed the captured stream it would write to.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
