@@ -183,17 +183,15 @@ def report(result: ChainResult) -> str:
         f"{features['train_nnz']} train + {features['holdout_nnz']} holdout pairs"
     )
     lines += ["", "== outputs =="]
-    lines.append(f"  parsed events    {parsed}")
-    lines.append(f"  rejects          {result.path('rejects')}")
-    lines.append(f"  features         {result.path('features', f'dt={result.run_date}')}")
+    partition = f"dt={result.run_date}"
+    places = [("parsed events", parsed), ("rejects", result.path("rejects"))]
+    places.append(("features", result.path("features", partition)))
     for label in result.metrics:
-        lines.append(
-            f"  model [{label}]".ljust(19) + str(result.path("models", label, f"dt={result.run_date}"))
-        )
-        lines.append(
-            f"  metrics [{label}]".ljust(19) + str(result.path("evaluation", label, f"dt={result.run_date}"))
-        )
-    lines.append(f"  job logs         {result.path('logs')}")
+        places.append((f"model [{label}]", result.path("models", label, partition)))
+        places.append((f"metrics [{label}]", result.path("evaluation", label, partition)))
+    places.append(("job logs", result.path("logs")))
+    width = max(len(name) for name, _ in places) + 2
+    lines += [f"  {name.ljust(width)}{place}" for name, place in places]
     return "\n".join(lines)
 
 
