@@ -64,13 +64,17 @@ def interactions_matrix(train: DataFrame, n_users: int, n_items: int):
     from scipy.sparse import csr_matrix
 
     pdf = train.select("user_idx", "item_idx", "confidence").toPandas()
-    return csr_matrix(
+    matrix = csr_matrix(
         (
             pdf["confidence"].to_numpy(np.float32),
             (pdf["user_idx"].to_numpy(np.int32), pdf["item_idx"].to_numpy(np.int32)),
         ),
         shape=(n_users, n_items),
     )
+    # Canonical order whatever the partitioning that collected the rows: the solvers then add the same
+    # numbers in the same order, and a rerun on another cluster gives bit-identical factors.
+    matrix.sort_indices()
+    return matrix
 
 
 def factors_frame(spark: SparkSession, factors: np.ndarray, index_column: str) -> DataFrame:
