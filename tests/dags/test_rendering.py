@@ -127,6 +127,7 @@ def test_dag_defaults_match_the_jobs_defaults():
     """The DAG cannot import train_cf/build_features (pyspark at parse time), so their defaults are
     repeated in the DAG config; this keeps the two from drifting apart."""
     from recsys_dag.config import PipelineConfig
+
     from spark_jobs import build_features, train_cf
     from spark_jobs.common.engines import TrainParams
 

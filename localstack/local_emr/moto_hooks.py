@@ -1,0 +1,121 @@
+"""Where the step runner plugs into moto's EMR backend (patched in this server process only).
+
+moto serves the EMR API faithfully enough but never advances a step: the first step is RUNNING and
+the rest PENDING forever, CancelSteps is not implemented, FailureDetails never appear (DESIGN.md §5).
+The patches below hand every new cluster and step to the ``StepRunner`` instead, and complete what the
+API shows:
+
+- RunJobFlow / AddJobFlowSteps: steps are created PENDING; the runner starts them. Bootstrap actions
+  are recorded (ListBootstrapActions shows them) but not run; the cluster is WAITING at once.
+- AddJobFlowSteps on a TERMINATING / TERMINATED cluster fails with ValidationException, as on EMR.
+- TerminateJobFlows: TERMINATING at once, running steps killed, TERMINATED once they are gone.
+- ModifyCluster (StepConcurrencyLevel) takes effect at the next scheduling pass.
+- CancelSteps: implemented (moto answers HTTP 500).
+- Step Status: FailureDetails and StateChangeReason.Message; Cluster Status: StateChangeReason.Code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from moto.core.responses import ActionResult
+from moto.emr.exceptions import ValidationException
+from moto.emr.models import Cluster, ElasticMapReduceBackend, Step
+from moto.emr.responses import ElasticMapReduceResponse
+
+from local_emr.runner import ENDED, StepRunner
+
+_installed = False
+
+
+def install(runner: StepRunner) -> None:
+    """Patch moto's EMR classes so that ``runner`` drives every cluster of this process (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    original_run_job_flow = ElasticMapReduceBackend.run_job_flow
+    original_modify_cluster = ElasticMapReduceBackend.modify_cluster
+    original_step_status = Step.status.fget
+    original_cluster_status = Cluster.status.fget
+
+    def add_steps(self: Cluster, steps: List[Dict[str, Any]]) -> List[Step]:
+        # Called by Cluster.__init__ (RunJobFlow; no state yet) and AddJobFlowSteps: all PENDING.
+        if getattr(self, "state", None) in ENDED:
+            raise ValidationException(
+                "A job flow that is shutting down, terminated, or finished may not be modified."
+            )
+        added = [Step(state="PENDING", **step) for step in steps]
+        self.steps.extend(added)
+        return added
+
+    def run_job_flow(self: ElasticMapReduceBackend, **kwargs: Any) -> Cluster:
+        with runner.lock:
+            cluster = original_run_job_flow(self, **kwargs)
+            for step in cluster.steps:  # moto stamps the first step as started; the runner decides that
+                step.start_date_time = None
+            runner.track(cluster)
+            return cluster
+
+    def add_job_flow_steps(
+        self: ElasticMapReduceBackend, job_flow_id: str, steps: List[Dict[str, Any]]
+    ) -> List[Step]:
+        with runner.lock:
+            added = self.describe_cluster(job_flow_id).add_steps(steps)
+            runner.notify()
+            return added
+
+    def terminate_job_flows(self: ElasticMapReduceBackend, job_flow_ids: List[str]) -> List[Cluster]:
+        with runner.lock:
+            clusters = [self.describe_cluster(job_flow_id) for job_flow_id in job_flow_ids]
+            protected = [c for c in clusters if c.termination_protected and c.state not in ENDED]
+            if protected:  # EMR terminates none of them in that case
+                raise ValidationException(
+                    "Could not shut down one or more job flows since they are termination protected."
+                )
+            for cluster in clusters:
+                runner.request_termination(cluster, "USER_REQUEST", "Terminated by user request")
+            return clusters
+
+    def modify_cluster(
+        self: ElasticMapReduceBackend, cluster_id: str, step_concurrency_level: int
+    ) -> Cluster:
+        with runner.lock:
+            cluster = original_modify_cluster(
+                self, self.describe_cluster(cluster_id).id, int(step_concurrency_level)
+            )
+            runner.notify()
+            return cluster
+
+    def step_status(self: Step) -> Dict[str, Any]:
+        status = original_step_status(self)
+        message = getattr(self, "last_state_change_reason", None)
+        status["StateChangeReason"] = {"Message": message} if message else {}
+        details = getattr(self, "failure_details", None)
+        if details and self.state == "FAILED":
+            status["FailureDetails"] = details
+        return status
+
+    def cluster_status(self: Cluster) -> Dict[str, Any]:
+        status = original_cluster_status(self)
+        code = getattr(self, "state_change_code", None)
+        if code:
+            status["StateChangeReason"] = {
+                "Code": code,
+                "Message": getattr(self, "last_state_change_reason", ""),
+            }
+        return status
+
+    def cancel_steps(self: ElasticMapReduceResponse) -> ActionResult:
+        cluster = self.backend.describe_cluster(self._get_param("ClusterId"))  # InvalidCluster if unknown
+        infos = runner.cancel_steps(cluster, list(self._get_param("StepIds", [])))
+        return ActionResult({"CancelStepsInfoList": infos})
+
+    Cluster.add_steps = add_steps
+    ElasticMapReduceBackend.run_job_flow = run_job_flow
+    ElasticMapReduceBackend.add_job_flow_steps = add_job_flow_steps
+    ElasticMapReduceBackend.terminate_job_flows = terminate_job_flows
+    ElasticMapReduceBackend.modify_cluster = modify_cluster
+    Step.status = property(step_status)
+    Cluster.status = property(cluster_status)
+    ElasticMapReduceResponse.cancel_steps = cancel_steps
