@@ -42,6 +42,11 @@ setup: check-java $(STAMP) ## create .venv and install everything (idempotent)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export SPARK_CONF_DIR := $(abspath emr_configs/local-spark)
 
+# The local AWS stack (LocalStack + local EMR endpoint): local-up / local-down / local-status, and the
+# variables LS_STAMP / LS_JARS_STAMP used below. Benchmarks: bench / bench-quick.
+-include localstack/local.mk
+-include benchmarks/bench.mk
+
 ML_RAW := $(DATA)/movielens/raw
 ML_STAMP := $(ML_RAW)/_manifest.json
 ENGINES ?= implicit
@@ -57,9 +62,21 @@ data-synthetic: $(STAMP) ## a seeded synthetic clickstream in data/synthetic/raw
 	$(PY) -m tools.datagen.clickstream --output $(DATA)/synthetic/raw --events $${EVENTS:-200000} --days $${DAYS:-3}
 
 .PHONY: run
-run: check-java $(STAMP) $(ML_STAMP) ## the four jobs chained with spark-submit on MovieLens-100K, then a metrics table
+run: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) ## the real DAG on the local AWS stack with MovieLens-100K, then a summary (KEEP_STACK=1 leaves the stack up)
+	$(PY) -m tools.local_run --run-date $(RUN_DATE) $(if $(KEEP_STACK),--keep-stack)
+
+.PHONY: airflow
+airflow: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) ## Airflow standalone on 127.0.0.1:8080 wired to the local stack (Ctrl-C stops it)
+	$(PY) -m tools.local_airflow
+
+.PHONY: run-chain
+run-chain: check-java $(STAMP) $(ML_STAMP) ## the four jobs chained with spark-submit on MovieLens-100K (no Airflow, no AWS), then a metrics table
 	$(PY) -m tools.run_chain --raw $(ML_RAW) --work $(VAR)/movielens --run-date $(RUN_DATE) \
 	  --engines $(ENGINES) --features-args "--half-life-days 0"
+
+.PHONY: local-test
+local-test: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) ## the end-to-end suite: the real DAG on the local stack (starts the stack if needed)
+	$(PY) -m pytest -m "localstack or e2e" tests/localstack tests/e2e
 
 .PHONY: package
 package: $(STAMP) ## build/code/<version>/: spark_jobs.zip, job entry points, bootstrap files
@@ -71,7 +88,7 @@ deploy: $(STAMP) ## upload the packaged code to s3://$$ARTIFACT_BUCKET/code/<ver
 	$(PY) -m tools.deploy_code --bucket "$$ARTIFACT_BUCKET" $${ENDPOINT_URL:+--endpoint-url "$$ENDPOINT_URL"}
 
 .PHONY: test
-test: check-java $(STAMP) lint ## lint, then every test suite (installs what it needs)
+test: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) lint ## lint, then every suite: unit, Spark, DAG (moto), local stack, end to end
 	$(PY) -m pytest
 
 .PHONY: test-unit
@@ -104,9 +121,3 @@ clean: ## remove run outputs (keeps .venv and downloaded data)
 .PHONY: distclean
 distclean: clean ## remove everything not in git (.venv, data)
 	rm -rf $(VENV) $(DATA)
-
-# The local AWS stack (LocalStack + local EMR endpoint): targets local-up / local-down / local-status.
--include localstack/local.mk
-
-# Benchmarks (make bench, make bench-quick): results in docs/benchmarks.md.
--include benchmarks/bench.mk

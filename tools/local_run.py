@@ -106,6 +106,21 @@ def load_raw_day(s3, raw_dir: Path, bucket: str, run_date: str, prefix: str = "r
     return len(files)
 
 
+def load_and_deploy(s3, run_date: str) -> tuple[int, str]:
+    """Load MovieLens raw events as ``run_date``'s partition and deploy the packaged jobs (forced: a
+    development stack takes the working tree's code). Returns (files loaded, code version)."""
+    from tools.deploy_code import deploy
+    from tools.package_jobs import build, project_version
+
+    files = load_raw_day(s3, ML_RAW, RESOURCES["buckets"]["data_lake"], run_date)
+    version = project_version()
+    build(version, ROOT / "build" / "code")
+    deploy(
+        s3, RESOURCES["buckets"]["artifacts"], "code", version, ROOT / "build" / "code" / version, force=True
+    )
+    return files, version
+
+
 def timed(label: str, timings: Dict[str, float], command: List[str], env=None) -> None:
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT, env=env)
@@ -113,9 +128,6 @@ def timed(label: str, timings: Dict[str, float], command: List[str], env=None) -
 
 
 def run(run_date: str, keep_stack: bool, user: Optional[str]) -> int:
-    from tools.deploy_code import deploy
-    from tools.package_jobs import build, project_version
-
     timings: Dict[str, float] = {}
     local_aws = [sys.executable, "-m", "local_aws"]
     stack_env = {**os.environ, "PYTHONPATH": str(ROOT / "localstack")}
@@ -123,10 +135,7 @@ def run(run_date: str, keep_stack: bool, user: Optional[str]) -> int:
     try:
         s3, emr = clients()
         started = time.perf_counter()
-        files = load_raw_day(s3, ML_RAW, RESOURCES["buckets"]["data_lake"], run_date)
-        version = project_version()
-        build(version, ROOT / "build" / "code")
-        deploy(s3, RESOURCES["buckets"]["artifacts"], "code", version, ROOT / "build" / "code" / version, force=True)
+        files, version = load_and_deploy(s3, run_date)
         timings["load data + deploy code"] = time.perf_counter() - started
         print(f"loaded {files} raw files for dt={run_date}; deployed code {version}", flush=True)
 
@@ -135,7 +144,10 @@ def run(run_date: str, keep_stack: bool, user: Optional[str]) -> int:
         timed("airflow db migrate", timings, [sys.executable, "-m", "airflow", "db", "migrate"], env=env)
         started = time.perf_counter()
         test = subprocess.run(
-            [sys.executable, "-m", "airflow", "dags", "test", DAG_ID, run_date], cwd=ROOT, env=env, check=False
+            [sys.executable, "-m", "airflow", "dags", "test", DAG_ID, run_date],
+            cwd=ROOT,
+            env=env,
+            check=False,
         )
         timings["airflow dags test"] = time.perf_counter() - started
         print(summary(env, s3, emr, run_date, user, timings))
@@ -145,23 +157,30 @@ def run(run_date: str, keep_stack: bool, user: Optional[str]) -> int:
             subprocess.run([*local_aws, "down"], check=False, env=stack_env)
 
 
+def airflow_json(env: Dict[str, str], *args: str):
+    """Run an ``airflow ... -o json`` command; its JSON is the last line (log lines may come first)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow", *args, "-o", "json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    lines = [line for line in out.splitlines() if line.startswith(("[", "{"))]
+    return json.loads(lines[-1]) if lines else []
+
+
 def task_rows(env: Dict[str, str], run_date: str) -> List[dict]:
     """Task instances of the latest run for ``run_date`` from the metadata DB (via the airflow CLI)."""
-    runs = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "dags", "list-runs", DAG_ID, "-o", "json"],
-            env=env, check=True, capture_output=True, text=True,
-        ).stdout or "[]"
-    )  # fmt: skip
-    runs = [r for r in runs if str(r.get("logical_date", "")).startswith(run_date)]
+    runs = [
+        r
+        for r in airflow_json(env, "dags", "list-runs", DAG_ID)
+        if str(r.get("logical_date", "")).startswith(run_date)
+    ]
     if not runs:
         return []
     run_id = sorted(runs, key=lambda r: str(r.get("start_date")))[-1]["run_id"]
-    out = subprocess.run(
-        [sys.executable, "-m", "airflow", "tasks", "states-for-dag-run", DAG_ID, run_id, "-o", "json"],
-        env=env, check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    return json.loads(out or "[]")
+    return airflow_json(env, "tasks", "states-for-dag-run", DAG_ID, run_id)
 
 
 def _seconds(start: Optional[str], end: Optional[str]) -> Optional[float]:
@@ -218,7 +237,9 @@ def top_10(s3, bucket: str, prefix: str, user: Optional[str]) -> List[str]:
 
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
     tables = [
-        pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read())) for k in keys if k.endswith(".parquet")
+        pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read()))
+        for k in keys
+        if k.endswith(".parquet")
     ]
     if not tables:
         return ["  (no recommendations written)"]
@@ -235,7 +256,8 @@ def top_10(s3, bucket: str, prefix: str, user: Optional[str]) -> List[str]:
     mine = recs[recs["user_id"] == user].sort_values("rank")
     out = [f"-- top-10 for user {user} --"]
     for _, row in mine.iterrows():
-        out.append(f"  {int(row['rank']):>2}. {titles.get(row['item_id'], '?')} (item {row['item_id']}, score {row['score']:.3f})")
+        title = titles.get(row["item_id"], "?")
+        out.append(f"  {int(row['rank']):>2}. {title} (item {row['item_id']}, score {row['score']:.3f})")
     return out
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import time
 import zipfile
 from typing import Mapping, Optional
 
 from pyspark.sql import SparkSession
 
 import spark_jobs
+from spark_jobs.common.joblog import get_logger
 
 # UTC everywhere: event timestamps are normalised to UTC and day boundaries are UTC days.
 _DEFAULTS = {
@@ -27,12 +29,19 @@ def build_spark(app_name: str, conf: Optional[Mapping[str, str]] = None) -> Spar
     The master and cluster settings come from spark-submit (EMR or local); ``conf`` adds job-specific
     settings. Run without spark-submit (``python spark_jobs/x.py``), the session falls back to local mode.
     """
+    started = time.perf_counter()
     builder = SparkSession.builder.appName(app_name)
     for key, value in {**_DEFAULTS, **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     ship_package(spark)
+    get_logger(app_name).info(
+        "Spark %s session ready in %.1f s (master %s)",
+        spark.version,
+        time.perf_counter() - started,
+        spark.sparkContext.master,
+    )
     return spark
 
 

@@ -1,0 +1,200 @@
+"""The real DAG, unchanged, against the local stack: LocalStack S3/SNS/SQS and the local EMR endpoint
+whose steps really spark-submit the deployed jobs. Only endpoints and config differ from production."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from tests.e2e.conftest import ROOT, Scenario, alerts_about, client
+from tools.datagen.clickstream import generate
+from tools.run_chain import run_chain
+
+pytestmark = pytest.mark.e2e
+
+DS = "2024-01-31"
+
+
+def stable_keys(keys):
+    """Keys with Spark's per-write UUID taken out of part-file names: a rerun that replaces its outputs
+    keeps the same list; one that appended would have more entries."""
+    return sorted(re.sub(r"(part-\d+)-[0-9a-f-]{36}(-c\d+)", r"\1\2", key) for key in keys)
+
+
+def upload_day(scenario: Scenario, raw_root: Path, ds: str = DS) -> None:
+    s3 = client("s3")
+    prefix = scenario.key("raw_prefix", f"dt={ds}")
+    for path in sorted((raw_root / f"dt={ds}").iterdir()):
+        s3.upload_file(str(path), scenario.lake, f"{prefix}/{path.name}")
+    s3.put_object(Bucket=scenario.lake, Key=f"{prefix}/_SUCCESS", Body=b"")
+
+
+def read_parquet(scenario: Scenario, bucket: str, prefix: str) -> pd.DataFrame:
+    s3 = client("s3")
+    tables = [
+        pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+        for key in scenario.keys(bucket, prefix)
+        if key.endswith(".parquet")
+    ]
+    import pyarrow as pa
+
+    return pa.concat_tables(tables).to_pandas()
+
+
+def set_production(scenario: Scenario, ndcg: float) -> None:
+    latest = {
+        "version": "2024-01-01",
+        "model_uri": "s3://nowhere",
+        "metrics": {"k": 10, "model": {"ndcg@10": ndcg}},
+    }
+    client("s3").put_object(
+        Bucket=scenario.arts, Key=scenario.key("registry_prefix", "latest.json"), Body=json.dumps(latest)
+    )
+
+
+@pytest.fixture(scope="module")
+def raw_day(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("raw")
+    generate(root, events=30000, days=1, end_date=DS, users=800, items=400, groups=8, seed=5, quiet=True)
+    return root
+
+
+def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model(
+    scenario, raw_day, tmp_path, spark_env
+):
+    upload_day(scenario, raw_day)
+    set_production(scenario, ndcg=0.001)  # a worse production model: the new one must replace it
+
+    proc = scenario.run_dag(DS)
+
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    states = scenario.task_states(DS)
+    assert states["terminate_cluster"] == "success" and states["promote_model"] == "success", states
+    latest = scenario.read_json(scenario.arts, scenario.key("registry_prefix", "latest.json"))
+    assert latest["version"] == DS
+
+    # The same jobs, spark-submitted directly on the same input with the arguments the DAG's config gives.
+    cfg = scenario.effective_config()
+    chain = run_chain(
+        raw_day,
+        tmp_path / "chain",
+        DS,
+        engines=("implicit",),
+        features_args=("--half-life-days", str(cfg.half_life_days)),
+        train_args=tuple(
+            arg
+            for name in ("factors", "iterations", "regularization", "alpha", "seed")
+            for arg in (f"--{name}", str(getattr(cfg, name)))
+        ),
+        max_reject_ratio=cfg.max_reject_ratio,
+        per_day=True,
+    )
+    dag_metrics = scenario.read_json(
+        scenario.arts, scenario.key("runs_prefix", f"dt={DS}", "evaluation", "metrics.json")
+    )
+    assert dag_metrics == chain.metrics["implicit"]
+
+    dag_events = read_parquet(scenario, scenario.lake, scenario.key("parsed_prefix", f"dt={DS}"))
+    local_events = pd.read_parquet(chain.path("parsed", f"dt={DS}"))
+    key = ["event_id"]
+    pd.testing.assert_frame_equal(
+        dag_events.sort_values(key).reset_index(drop=True),
+        local_events.sort_values(key).reset_index(drop=True),
+    )
+    dag_recs = read_parquet(
+        scenario, scenario.arts, scenario.key("runs_prefix", f"dt={DS}", "model", "recommendations")
+    )
+    local_recs = pd.read_parquet(chain.path("models", "implicit", f"dt={DS}", "recommendations"))
+    order = ["user_idx", "rank"]
+    pd.testing.assert_frame_equal(
+        dag_recs.sort_values(order).reset_index(drop=True)[["user_id", "rank", "item_id"]],
+        local_recs.sort_values(order).reset_index(drop=True)[["user_id", "rank", "item_id"]],
+    )
+    (summary,) = alerts_about(f"recsys_training {DS}: promoted")
+    assert "ndcg@10=" in summary
+
+    # A second run of the same date: same keys, no duplicated steps, no second promotion.
+    keys_before = stable_keys(
+        scenario.keys(scenario.arts, scenario.tag) + scenario.keys(scenario.lake, scenario.tag)
+    )
+    latest_before = client("s3").head_object(
+        Bucket=scenario.arts, Key=scenario.key("registry_prefix", "latest.json")
+    )
+    again = scenario.run_dag(DS)
+    assert again.returncode == 0, again.stdout[-3000:]
+    keys_after = stable_keys(
+        scenario.keys(scenario.arts, scenario.tag) + scenario.keys(scenario.lake, scenario.tag)
+    )
+    assert keys_after == keys_before
+    latest_after = client("s3").head_object(
+        Bucket=scenario.arts, Key=scenario.key("registry_prefix", "latest.json")
+    )
+    assert latest_after["LastModified"] == latest_before["LastModified"]
+    (rerun_summary,) = alerts_about(f"recsys_training {DS}: version {DS} already promoted")
+    assert rerun_summary
+
+
+def test_a_step_that_really_fails_fails_the_run_and_alerts_with_its_stderr(scenario, tmp_path):
+    raw = tmp_path / "raw"
+    generate(
+        raw, events=2000, days=1, end_date=DS, users=100, items=50, malformed_ratio=0.3, seed=9, quiet=True
+    )
+    upload_day(scenario, raw)
+
+    proc = scenario.run_dag(DS)
+
+    assert proc.returncode != 0
+    states = scenario.task_states(DS)
+    assert states["watch_parse_logs"] == "failed"
+    assert states["watch_build_features"] == "upstream_failed"
+    assert states["terminate_cluster"] == "success"
+    assert scenario.read_json(scenario.arts, scenario.key("registry_prefix", "latest.json")) is None
+    emr = client("emr")
+    tagged = [
+        c for c in emr.list_clusters()["Clusters"]
+        if c["Status"]["State"] not in ("TERMINATED", "TERMINATED_WITH_ERRORS")
+    ]  # fmt: skip
+    assert tagged == []
+    (alert,) = alerts_about("task: watch_parse_logs")
+    assert "step: parse_logs" in alert and "state FAILED" in alert
+    assert "FAILED parse_logs: reject ratio" in alert  # the job's own message, from the stderr tail
+
+
+def test_deferrable_sensors_and_a_better_production_model_is_kept(scenario, raw_day):
+    upload_day(scenario, raw_day)
+    set_production(scenario, ndcg=0.99)  # nothing will beat this: the new model is held
+
+    proc = scenario.run_dag(DS, deferrable=True)
+
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    states = scenario.task_states(DS)
+    assert states["hold_model"] == "success" and states["promote_model"] == "skipped"
+    assert all(
+        states[f"watch_{job}"] == "success"
+        for job in ("parse_logs", "build_features", "train_cf", "evaluate")
+    )
+    latest = scenario.read_json(scenario.arts, scenario.key("registry_prefix", "latest.json"))
+    assert latest["version"] == "2024-01-01"
+    (summary,) = alerts_about(f"recsys_training {DS}: held")
+    assert "change vs production" in summary
+
+
+@pytest.fixture(scope="module")
+def spark_env():
+    """PATH and Spark settings for the direct spark-submit chain (as the integration suite uses)."""
+    import os
+    import sys
+
+    saved = dict(os.environ)
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    os.environ["SPARK_CONF_DIR"] = str(ROOT / "emr_configs" / "local-spark")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
