@@ -56,7 +56,7 @@ with DAG(
     dag_id=DAG_ID,
     description="Nightly collaborative-filtering model: EMR Spark steps, quality gate, promotion",
     schedule=cfg.schedule,
-    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=cfg.start_datetime(),
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=dt.timedelta(seconds=cfg.dagrun_timeout_seconds),

@@ -49,6 +49,7 @@ def local_config(code_version: str, **overrides) -> Dict[str, object]:
         "lookback_days": 1,
         "half_life_days": 0.0,
         "max_reject_ratio": 0.05,
+        "start_date": "1998-01-01",  # MovieLens-100K's ratings are from 1997-98
     }
     config.update(overrides)
     return config
@@ -150,8 +151,9 @@ def run(run_date: str, keep_stack: bool, user: Optional[str]) -> int:
             check=False,
         )
         timings["airflow dags test"] = time.perf_counter() - started
-        print(summary(env, s3, emr, run_date, user, timings))
-        return test.returncode
+        rows = task_rows(env, run_date)
+        print(summary(env, s3, emr, run_date, user, timings, rows))
+        return verdict(test.returncode, rows)
     finally:
         if not keep_stack:
             subprocess.run([*local_aws, "down"], check=False, env=stack_env)
@@ -191,13 +193,30 @@ def _seconds(start: Optional[str], end: Optional[str]) -> Optional[float]:
     return (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds()
 
 
-def summary(env, s3, emr, run_date: str, user: Optional[str], timings: Dict[str, float]) -> str:
+def verdict(returncode: int, rows: List[dict]) -> int:
+    """Exit status of make run: the DAG run must have run its tasks, and none may have failed."""
+    if not rows:
+        print("ERROR: the DAG run executed no task (is the logical date before start_date?)", file=sys.stderr)
+        return 1
+    failed = [row["task_id"] for row in rows if row["state"] in ("failed", "upstream_failed")]
+    if returncode != 0 or failed:
+        print(
+            f"ERROR: the DAG run failed (tasks {failed}); see the summary above and var/airflow",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def summary(
+    env, s3, emr, run_date: str, user: Optional[str], timings: Dict[str, float], rows: List[dict]
+) -> str:
     """The closing report of ``make run``."""
     from tools.run_chain import metrics_table
 
     lines = ["", f"== {DAG_ID} for {run_date} on the local stack =="]
     lines.append("-- tasks (state, seconds) --")
-    for row in task_rows(env, run_date):
+    for row in rows:
         seconds = _seconds(row.get("start_date"), row.get("end_date"))
         shown = f"{seconds:8.1f}" if seconds is not None else "       -"
         lines.append(f"  {row['task_id']:<24}{row['state'] or '-':<18}{shown}")

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 from typing import Any, Dict, Mapping, Optional
@@ -61,9 +62,9 @@ class PipelineConfig:
     holdout_fraction: float = 0.2
     engine: str = "implicit"  # implicit | spark-als
     algorithm: str = "als"  # als | bpr (implicit only)
-    factors: int = 64
+    factors: int = 64  # implicit ALS defaults of train_cf (MovieLens-100K tuning, docs/benchmarks.md)
     iterations: int = 15
-    regularization: float = 0.01
+    regularization: float = 30.0  # for implicit ALS; set 0.01 with algorithm bpr or engine spark-als
     alpha: float = 1.0
     k: int = 10
     seed: int = 42
@@ -75,6 +76,7 @@ class PipelineConfig:
     alert_topic_arn: str = ""  # SNS topic for failures and run summaries; "" = log only
     # --- scheduling and timeouts
     schedule: str = "0 2 * * *"  # daily at 02:00 UTC
+    start_date: str = "2024-01-01"  # first logical date (YYYY-MM-DD, UTC); earlier dates run no task
     deferrable: bool = False  # deferrable sensors (needs a triggerer)
     data_wait_timeout_seconds: int = 6 * 3600
     data_poke_interval_seconds: int = 300
@@ -87,6 +89,10 @@ class PipelineConfig:
 
     def as_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def start_datetime(self) -> dt.datetime:
+        """``start_date`` as midnight UTC."""
+        return dt.datetime.combine(dt.date.fromisoformat(self.start_date), dt.time(), tzinfo=dt.timezone.utc)
 
 
 _FIELDS = {field.name: field for field in dataclasses.fields(PipelineConfig)}
@@ -125,6 +131,10 @@ def config_from_mapping(overrides: Mapping[str, Any]) -> PipelineConfig:
         raise ValueError(f"algorithm {config.algorithm!r} is not available for engine {config.engine!r}")
     if not 0 <= config.max_reject_ratio <= 1:
         raise ValueError("max_reject_ratio must be in [0, 1]")
+    try:
+        config.start_datetime()
+    except ValueError:
+        raise ValueError(f"start_date must be YYYY-MM-DD, got {config.start_date!r}") from None
     return config
 
 

@@ -66,3 +66,14 @@ def test_step_log_location_and_tail():
     text = "\n".join(f"line {i}" for i in range(100)).encode()
     assert tail_lines(gzip.compress(text), 3) == "line 97\nline 98\nline 99"
     assert tail_lines(b"only\n", 3) == "only"
+
+
+def test_start_date_is_configurable_and_validated():
+    from recsys_dag.config import config_from_mapping
+
+    assert (
+        config_from_mapping({"start_date": "1998-01-01"}).start_datetime().isoformat()
+        == "1998-01-01T00:00:00+00:00"
+    )
+    with pytest.raises(ValueError, match="start_date must be YYYY-MM-DD"):
+        config_from_mapping({"start_date": "01/01/1998"})
