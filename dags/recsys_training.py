@@ -47,7 +47,9 @@ EMR_CONFIGS = os.environ.get("RECSYS_EMR_CONFIGS_DIR") or os.path.join(
 )
 
 cfg = load_config()
-MODEL_ASSET = Asset(name="recsys_model", uri=registry_locations(cfg)["latest"])
+# Identified by its URI alone: a fixed name with a config-dependent URI would clash (and the asset go
+# inactive, failing promote_model) as soon as a deployment changed its bucket or registry prefix.
+MODEL_ASSET = Asset(uri=registry_locations(cfg)["latest"], group="recsys_model")
 aws = {"aws_conn_id": cfg.aws_conn_id, "region_name": cfg.region_name}
 task_timeout = dt.timedelta(seconds=cfg.task_timeout_seconds)
 sensor_mode = {"deferrable": cfg.deferrable, "mode": "poke" if cfg.deferrable else "reschedule"}

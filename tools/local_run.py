@@ -181,7 +181,9 @@ def task_rows(env: Dict[str, str], run_date: str) -> List[dict]:
     ]
     if not runs:
         return []
-    run_id = sorted(runs, key=lambda r: str(r.get("start_date")))[-1]["run_id"]
+    # `airflow dags test` sets a run's start_date to its logical date, so only the run id
+    # (manual__<creation time>) tells which run of that date is the newest.
+    run_id = max(str(r["run_id"]) for r in runs)
     return airflow_json(env, "tasks", "states-for-dag-run", DAG_ID, run_id)
 
 
