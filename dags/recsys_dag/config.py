@@ -62,9 +62,9 @@ class PipelineConfig:
     holdout_fraction: float = 0.2
     engine: str = "implicit"  # implicit | spark-als
     algorithm: str = "als"  # als | bpr (implicit only)
-    factors: int = 64  # implicit ALS defaults of train_cf (MovieLens-100K tuning, docs/benchmarks.md)
+    factors: int = 64
     iterations: int = 15
-    regularization: float = 30.0  # for implicit ALS; set 0.01 with algorithm bpr or engine spark-als
+    regularization: float = 0.01
     alpha: float = 1.0
     k: int = 10
     seed: int = 42
