@@ -51,6 +51,11 @@ _PARSED_LINE = StructType(
     ]
 )
 EVENT_COLUMNS = ("event_id", "user_id", "item_id", "event_type", "event_ts", "session_id", "value")
+# Shuffle partitions per input split for the duplicate check. What one task holds in memory (the sort
+# behind the event_id window, a Parquet row group being written) grows with the rows per partition, so
+# the partition count follows the input (input splits are at most spark.sql.files.maxPartitionBytes of
+# text each) instead of staying at spark.sql.shuffle.partitions: memory stays flat as the day grows.
+PARTITIONS_PER_INPUT_SPLIT = 4
 
 
 def _parse_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -75,12 +80,16 @@ def validate_lines(lines: DataFrame) -> DataFrame:
     return lines.mapInPandas(_parse_batches, schema=_PARSED_LINE)
 
 
-def mark_duplicates(parsed: DataFrame) -> DataFrame:
+def mark_duplicates(parsed: DataFrame, num_partitions: Optional[int] = None) -> DataFrame:
     """Reject all but one line per ``event_id`` among lines that passed validation.
 
     The survivor is the line with the smallest (event time, raw text): deterministic whatever the file
-    order or partitioning, and for exact repeats it does not matter which copy stays.
+    order or partitioning, and for exact repeats it does not matter which copy stays. ``num_partitions``
+    sets how many partitions the lines are hashed into by ``event_id`` (default: the session's
+    ``spark.sql.shuffle.partitions``); the window reuses that partitioning.
     """
+    if num_partitions is not None:
+        parsed = parsed.repartition(num_partitions, "event_id")
     by_event = Window.partitionBy("event_id").orderBy(F.col("event_ts_us").asc(), F.col("raw").asc())
     ranked = parsed.withColumn(
         "_copy", F.when(F.col("reason").isNull(), F.row_number().over(by_event)).otherwise(F.lit(1))
@@ -109,6 +118,13 @@ def accepted_events(marked: DataFrame) -> DataFrame:
 def rejected_lines(marked: DataFrame) -> DataFrame:
     """Rejected lines as ``{raw, reason, detail}``, ready to write as JSON lines."""
     return marked.where(F.col("reason").isNotNull()).select("raw", "reason", "detail")
+
+
+def duplicate_check_partitions(spark: SparkSession, lines: DataFrame) -> int:
+    """Partitions for :func:`mark_duplicates`: ``PARTITIONS_PER_INPUT_SPLIT`` per input split, and never
+    fewer than ``spark.sql.shuffle.partitions``."""
+    configured = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    return max(configured, PARTITIONS_PER_INPUT_SPLIT * lines.rdd.getNumPartitions())
 
 
 def reject_counts(marked: DataFrame) -> Dict[str, int]:
@@ -150,10 +166,14 @@ def run(
     stats_uri = stats_uri or join_uri(output_uri, "_stats.json")
     # recursiveFileLookup: accept a dt= folder with part files or nested folders alike.
     lines = spark.read.option("recursiveFileLookup", "true").text(input_uri)
-    marked = mark_duplicates(validate_lines(lines)).persist(StorageLevel.MEMORY_AND_DISK)
+    partitions = duplicate_check_partitions(spark, lines)
+    # Parsed once (the Python parse is the expensive part), read four times (count, reject counts, the
+    # two writes). Cached on local disk, not in the JVM heap: an in-memory cache of the whole day,
+    # raw lines included, made the driver's memory grow with the input.
+    marked = mark_duplicates(validate_lines(lines), partitions).persist(StorageLevel.DISK_ONLY)
     try:
         total = marked.count()
-        log.info("read %d non-blank lines from %s", total, input_uri)
+        log.info("read %d non-blank lines from %s (%d partitions)", total, input_uri, partitions)
         if total == 0:
             raise JobError(f"no input lines under {input_uri}: refusing to publish an empty day")
         counts = reject_counts(marked)
