@@ -1,7 +1,7 @@
 """train_cf: collaborative-filtering training and batch top-K recommendations.
 
     spark-submit spark_jobs/train_cf.py --features URI --output URI [--engine implicit|spark-als]
-        [--algorithm als|bpr] [--factors 64] [--iterations 15] [--regularization 0.01] [--alpha 1.0]
+        [--algorithm als|bpr] [--factors 64] [--iterations 15] [--regularization R] [--alpha 1.0]
         [--learning-rate 0.01] [--k 10] [--seed 42]
 
 Engines: ``implicit`` fits on the driver (fast while the matrix fits one node; ALS by default, BPR with
@@ -101,7 +101,10 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     )
     parser.add_argument("--iterations", type=positive_int_arg, default=defaults.iterations, help="epochs")
     parser.add_argument(
-        "--regularization", type=non_negative_float_arg, default=defaults.regularization, help="L2 weight"
+        "--regularization",
+        type=non_negative_float_arg,
+        default=None,
+        help="L2 weight (default: per engine: 30 for implicit ALS, 0.01 for BPR and spark-als)",
     )
     parser.add_argument(
         "--alpha", type=non_negative_float_arg, default=defaults.alpha, help="confidence scaling (ALS)"

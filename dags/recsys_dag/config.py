@@ -64,7 +64,7 @@ class PipelineConfig:
     algorithm: str = "als"  # als | bpr (implicit only)
     factors: int = 64
     iterations: int = 15
-    regularization: float = 0.01
+    regularization: float = 30.0  # implicit ALS default (docs/benchmarks.md); use 0.01 with bpr or spark-als
     alpha: float = 1.0
     k: int = 10
     seed: int = 42

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, NamedTuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
@@ -22,17 +22,31 @@ from spark_jobs.common.schemas import FACTORS_ITEM, FACTORS_USER
 
 ENGINES = ("implicit", "spark-als")
 ALGORITHMS = ("als", "bpr")
+# Default L2 weight per (engine, algorithm). implicit ALS: the MovieLens-100K tuning of
+# docs/benchmarks.md, on the scale of the confidences (1-5 stars there). BPR and Spark ALS keep 0.01:
+# BPR regularizes every sampled update, and Spark multiplies regParam by each user's and item's number
+# of ratings (ALS-WR), so the ALS value would smother both.
+DEFAULT_REGULARIZATION: Dict[Tuple[str, str], float] = {
+    ("implicit", "als"): 30.0,
+    ("implicit", "bpr"): 0.01,
+    ("spark-als", "als"): 0.01,
+}
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    """Hyperparameters. ``alpha`` scales confidences (ALS); ``learning_rate`` is BPR's step size."""
+    """Hyperparameters. ``alpha`` scales confidences (ALS); ``learning_rate`` is BPR's step size.
+
+    The implicit ALS defaults (64 factors, 15 iterations, regularization 30, alpha 1) are the
+    MovieLens-100K tuning of docs/benchmarks.md. ``regularization=None`` means the engine's and
+    algorithm's default (:data:`DEFAULT_REGULARIZATION`); the instance always holds the resolved number.
+    """
 
     engine: str = "implicit"
     algorithm: str = "als"
     factors: int = 64
     iterations: int = 15
-    regularization: float = 0.01
+    regularization: Optional[float] = None
     alpha: float = 1.0
     learning_rate: float = 0.01
     seed: int = 42
@@ -45,6 +59,8 @@ class TrainParams:
             raise ValueError(f"unknown algorithm {self.algorithm!r}; choose one of {ALGORITHMS}")
         if self.engine == "spark-als" and self.algorithm != "als":
             raise ValueError("engine spark-als only implements algorithm als")
+        if self.regularization is None:  # frozen: set the resolved default once, here
+            object.__setattr__(self, "regularization", DEFAULT_REGULARIZATION[(self.engine, self.algorithm)])
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
