@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "localstack"))  # local_aws (the stack's own packa
 
 from local_aws.settings import load_settings  # noqa: E402
 
-from tests.localstack.stack_helpers import local_aws, running_servers  # noqa: E402
+from tests.localstack.stack_helpers import stack_for_session  # noqa: E402
 from tools.local_run import RESOURCES, airflow_env, local_config, task_rows  # noqa: E402
 
 DAG_ID = "recsys_training"
@@ -34,17 +34,8 @@ CODE_VERSION = "0.0.0-e2e"
 @pytest.fixture(scope="session")
 def e2e_stack():
     """The local stack, started for this session if it is not running (and then stopped again)."""
-    settings = load_settings()
-    if running_servers(settings) == {"localstack", "emr"}:
+    with stack_for_session(load_settings()) as settings:
         yield settings
-        return
-    started = local_aws("up")
-    if started.returncode != 0:
-        pytest.fail(f"could not start the local AWS stack:\n{started.stdout}\n{started.stderr}")
-    try:
-        yield settings
-    finally:
-        local_aws("down")
 
 
 def client(service: str):

@@ -22,27 +22,14 @@ if str(LOCALSTACK_DIR) not in sys.path:
     sys.path.insert(0, str(LOCALSTACK_DIR))  # local_aws, local_emr (never a package named localstack)
 
 from local_aws.settings import Settings, load_resources, load_settings  # noqa: E402
-from stack_helpers import STEP_ENDED, local_aws, running_servers, wait_until  # noqa: E402
+from stack_helpers import STEP_ENDED, stack_for_session, wait_until  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def local_stack() -> Iterable[Settings]:
     """The running local stack's settings; started (and stopped afterwards) only if not running yet."""
-    settings = load_settings()
-    running_before = running_servers(settings)
-    if running_before == {"localstack", "emr"}:
+    with stack_for_session(load_settings()) as settings:
         yield settings
-        return
-    started = local_aws("up")
-    if started.returncode != 0:
-        pytest.fail(f"could not start the local AWS stack:\n{started.stdout}\n{started.stderr}")
-    try:
-        yield settings
-    finally:
-        # Stop only what this session started (a server that ran before belongs to someone else).
-        only = [] if not running_before else ["--only", ({"localstack", "emr"} - running_before).pop()]
-        stopped = local_aws("down", *only)
-        assert stopped.returncode == 0, stopped.stderr
 
 
 @pytest.fixture(scope="session")

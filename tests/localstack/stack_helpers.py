@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set
 
 import pytest
 from local_aws import emr_server, localstack_server
@@ -64,3 +65,22 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, interv
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(interval_s)
+
+
+@contextlib.contextmanager
+def stack_for_session(settings: Settings) -> Iterator[Settings]:
+    """Use the running local stack, or start it and stop afterwards only what was started here (a
+    server that ran before belongs to someone else). Shared by the localstack and e2e suites."""
+    running_before = running_servers(settings)
+    if running_before == {"localstack", "emr"}:
+        yield settings
+        return
+    started = local_aws("up")
+    if started.returncode != 0:
+        pytest.fail(f"could not start the local AWS stack:\n{started.stdout}\n{started.stderr}")
+    try:
+        yield settings
+    finally:
+        only = [] if not running_before else ["--only", ({"localstack", "emr"} - running_before).pop()]
+        stopped = local_aws("down", *only)
+        assert stopped.returncode == 0, stopped.stderr
