@@ -52,7 +52,12 @@ cfg = load_config()
 MODEL_ASSET = Asset(uri=registry_locations(cfg)["latest"], group="recsys_model")
 aws = {"aws_conn_id": cfg.aws_conn_id, "region_name": cfg.region_name}
 task_timeout = dt.timedelta(seconds=cfg.task_timeout_seconds)
-sensor_mode = {"deferrable": cfg.deferrable, "mode": "poke" if cfg.deferrable else "reschedule"}
+# Without a triggerer, wait_for_data (hours of waiting) frees its worker slot between pokes. The step
+# sensors instead poke in one process for the step's minutes: in reschedule mode Airflow 3.3's scheduler
+# can read a poke's late "success" event as an external kill and fail the sensor (apache/airflow#71172,
+# seen here on the first `make airflow` run). wait_for_data's retries absorb that; a watch_ sensor has none.
+data_sensor_mode = {"deferrable": cfg.deferrable, "mode": "poke" if cfg.deferrable else "reschedule"}
+step_sensor_mode = {"deferrable": cfg.deferrable, "mode": "poke"}
 
 with DAG(
     dag_id=DAG_ID,
@@ -87,7 +92,7 @@ with DAG(
         poke_interval=cfg.data_poke_interval_seconds,
         timeout=cfg.data_wait_timeout_seconds,
         execution_timeout=dt.timedelta(seconds=cfg.data_wait_timeout_seconds + 600),
-        **sensor_mode,
+        **data_sensor_mode,
         **aws,
     )
 
@@ -110,7 +115,7 @@ with DAG(
             timeout=cfg.step_timeout_seconds,
             execution_timeout=dt.timedelta(seconds=cfg.step_timeout_seconds + 600),
             retries=0,
-            **sensor_mode,
+            **step_sensor_mode,
             **aws,
         )
         for index, job in enumerate(JOBS)

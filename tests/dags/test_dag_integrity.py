@@ -106,3 +106,11 @@ def test_step_sensors_name_the_steps(dag):
     ]
     for index, sensor in enumerate(sensors):
         assert f"[{index}]" in sensor.step_id
+
+
+def test_sensor_modes_avoid_the_reschedule_race(dag):
+    """Step sensors (no retries) poke in-process; only the retried data sensor uses reschedule mode."""
+    t = dag.task_dict
+    assert t["wait_for_data"].mode == "reschedule" and t["wait_for_data"].retries >= 1
+    for job in ("parse_logs", "build_features", "train_cf", "evaluate"):
+        assert t[f"watch_{job}"].mode == "poke"
