@@ -75,7 +75,8 @@ class PipelineConfig:
     # --- alerting
     alert_topic_arn: str = ""  # SNS topic for failures and run summaries; "" = log only
     # --- scheduling and timeouts
-    schedule: str = "0 2 * * *"  # daily at 02:00 UTC
+    # cron, daily at 02:00 UTC; null = manual triggers only (the local UI, whose data exists for one date)
+    schedule: Optional[str] = "0 2 * * *"
     start_date: str = "2024-01-01"  # first logical date (YYYY-MM-DD, UTC); earlier dates run no task
     deferrable: bool = False  # deferrable sensors (needs a triggerer)
     data_wait_timeout_seconds: int = 6 * 3600
@@ -100,7 +101,7 @@ _FIELDS = {field.name: field for field in dataclasses.fields(PipelineConfig)}
 
 def _check_type(name: str, value: Any) -> Any:
     default = _FIELDS[name].default
-    if name in ("aws_conn_id", "region_name"):
+    if name in ("aws_conn_id", "region_name", "schedule"):
         if value is None or isinstance(value, str):
             return value
         raise ValueError(f"{name} must be a string or null, got {value!r}")

@@ -77,3 +77,12 @@ def test_start_date_is_configurable_and_validated():
     )
     with pytest.raises(ValueError, match="start_date must be YYYY-MM-DD"):
         config_from_mapping({"start_date": "01/01/1998"})
+
+
+def test_schedule_can_be_manual_only():
+    from recsys_dag.config import config_from_mapping
+
+    assert config_from_mapping({}).schedule == "0 2 * * *"
+    assert config_from_mapping({"schedule": None}).schedule is None
+    with pytest.raises(ValueError, match="schedule must be a string or null"):
+        config_from_mapping({"schedule": 2})
