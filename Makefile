@@ -66,8 +66,12 @@ run: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) ## the real DA
 	$(PY) -m tools.local_run --run-date $(RUN_DATE) $(if $(KEEP_STACK),--keep-stack)
 
 .PHONY: airflow
-airflow: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) ## Airflow standalone on 127.0.0.1:8080 wired to the local stack (Ctrl-C stops it)
-	$(PY) -m tools.local_airflow
+airflow: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) ## Airflow (UI, scheduler, DAG processor, triggerer) on 127.0.0.1:8080 wired to the local stack (Ctrl-C stops it)
+	$(PY) -m tools.local_airflow --run-date $(RUN_DATE)
+
+.PHONY: airflow-screenshot
+airflow-screenshot: $(STAMP) ## PNG of a run's graph view from a running make airflow (RUN_ID=..., needs Chromium)
+	$(PY) -m tools.ui_screenshot --run-id "$(RUN_ID)"
 
 .PHONY: run-chain
 run-chain: check-java $(STAMP) $(ML_STAMP) ## the four jobs chained with spark-submit on MovieLens-100K (no Airflow, no AWS), then a metrics table

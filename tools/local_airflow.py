@@ -1,26 +1,144 @@
-"""Airflow standalone on 127.0.0.1, wired to the local AWS stack: trigger the DAG and watch it in the UI.
+"""Airflow on 127.0.0.1, wired to the local AWS stack: trigger the DAG and watch it in the UI.
 
     python -m tools.local_airflow [--port 8080] [--run-date 1998-04-22]
 
-Starts the local stack if needed, loads MovieLens-100K as the run date's raw data, deploys the jobs,
-then runs ``airflow standalone`` (scheduler, DAG processor, triggerer, API server and UI) in the
-foreground with the same config and connection ``make run`` uses. Ctrl-C stops Airflow; the stack
-stays up (``make local-down`` stops it). Local only: every user is an admin, no password.
+Starts the local stack if needed, loads MovieLens-100K as the run date's raw data and deploys the jobs, as
+``make run`` does. Then it prepares its own metadata DB under var/airflow-ui (the DAG unpaused and manual
+only) and runs Airflow's four components itself: API server + UI, scheduler (LocalExecutor), DAG
+processor and triggerer. ``airflow standalone`` is not used because its components' log servers listen
+on every interface; here the API server binds 127.0.0.1 and the log servers are not started (the UI reads
+task logs from the local files). Each component logs to var/airflow-ui/components/<component>.log and its PID
+is kept in var/airflow-ui/<component>.pid. Ctrl-C (or SIGTERM) stops them by those PIDs; the stack stays
+up (``make local-down`` stops it). Local only: every user is an admin, no password.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import subprocess
 import sys
-from typing import Optional, Sequence
+import time
+import urllib.request
+from typing import Dict, List, Optional, Sequence
 
-from tools.local_run import AIRFLOW_HOME, ROOT, airflow_env, clients, load_and_deploy, local_config
+from tools.local_run import DAG_ID, ROOT, airflow_env, clients, load_and_deploy, local_config
+
+# Its own metadata DB: `make run` resets var/airflow on every run and would wipe the UI's history.
+UI_AIRFLOW_HOME = ROOT / "var" / "airflow-ui"
+COMPONENT_LOGS = UI_AIRFLOW_HOME / "components"  # task logs go to logs/, as Airflow decides
+COMPONENTS: Dict[str, List[str]] = {
+    "api-server": ["api-server"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+STOP_GRACE_S = 30
+
+
+def ui_env(code_version: str, port: int) -> Dict[str, str]:
+    """The airflow CLI environment of ``make run``, plus the UI's own home, loopback API and local auth."""
+    # Manual triggers only: the nightly schedule would start a run for today, whose data is not loaded, and
+    # with max_active_runs=1 that run would block the one a person triggers.
+    env = airflow_env(local_config(code_version, schedule=None))
+    env.update(
+        {
+            "AIRFLOW_HOME": str(UI_AIRFLOW_HOME),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # The DAG runs at most two tasks at once; the default 32 would fork 32 idle worker processes.
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        }
+    )
+    return env
+
+
+def prepare_db(env: Dict[str, str]) -> None:
+    """Migrate the UI's DB and register the DAG unpaused (paused-at-creation only covers new DAGs)."""
+    for command in (["db", "migrate"], ["dags", "reserialize"], ["dags", "unpause", DAG_ID]):
+        subprocess.run(
+            [sys.executable, "-m", "airflow", *command],
+            check=True,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+
+
+def start(env: Dict[str, str]) -> Dict[str, subprocess.Popen]:
+    """Start every component with its output in components/<name>.log and its PID in <name>.pid."""
+    COMPONENT_LOGS.mkdir(parents=True, exist_ok=True)
+    processes = {}
+    for name, args in COMPONENTS.items():
+        with open(COMPONENT_LOGS / f"{name}.log", "ab") as log:
+            # Own session: a terminal's Ctrl-C reaches only this supervisor, so each component gets exactly
+            # one SIGTERM (a second one makes the scheduler exit without stopping its executor workers),
+            # and the component's PID is also the group ID that finds any of its children left behind.
+            processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "airflow", *args],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        (UI_AIRFLOW_HOME / f"{name}.pid").write_text(f"{processes[name].pid}\n")
+    return processes
+
+
+def stop(processes: Dict[str, subprocess.Popen]) -> None:
+    """SIGTERM each component by its PID, SIGKILL it after the grace period, then SIGKILL whatever is
+    left in its process group (e.g. executor workers of a scheduler that did not stop them)."""
+    for process in processes.values():
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for name, process in processes.items():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is already empty
+            os.killpg(process.pid, signal.SIGKILL)
+        (UI_AIRFLOW_HOME / f"{name}.pid").unlink(missing_ok=True)
+
+
+def wait_until_healthy(base_url: str, processes: Dict[str, subprocess.Popen], timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        dead = died(processes)
+        if dead:
+            raise RuntimeError(dead)
+        try:
+            with urllib.request.urlopen(f"{base_url}/api/v2/monitor/health", timeout=5):
+                return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(f"the API server did not answer at {base_url} within {timeout_s:.0f} s")
+
+
+def died(processes: Dict[str, subprocess.Popen]) -> Optional[str]:
+    """A message naming the first component that has exited, with where its log is; None if all run."""
+    for name, process in processes.items():
+        if process.poll() is not None:
+            log = COMPONENT_LOGS / f"{name}.log"
+            return f"airflow {name} exited with code {process.returncode}; see {log.relative_to(ROOT)}"
+    return None
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGINT (Ctrl-C) and SIGTERM (``kill <pid>``) both stop the components, then exit."""
+    raise KeyboardInterrupt
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    import subprocess
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8080, help="UI/API port on 127.0.0.1")
     parser.add_argument("--run-date", default="1998-04-22", help="day whose raw data is loaded")
@@ -30,25 +148,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     subprocess.run([sys.executable, "-m", "local_aws", "up"], check=True, env=stack_env)
     s3, _ = clients()
     _, version = load_and_deploy(s3, args.run_date)
+    env = ui_env(version, args.port)
+    UI_AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    prepare_db(env)
 
-    env = airflow_env(local_config(version))
-    env.update(
-        {
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(args.port),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__SCHEDULER__CATCHUP_BY_DEFAULT": "False",
-        }
-    )
-    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
-    print(
-        f"Airflow UI: http://127.0.0.1:{args.port}/dags/recsys_training  "
-        f"(trigger with logical date {args.run_date}T02:00:00+00:00; Ctrl-C to stop)",
-        flush=True,
-    )
-    os.execvpe(sys.executable, [sys.executable, "-m", "airflow", "standalone"], env)
-    return 0
+    # Installed explicitly: a shell's `make airflow &` starts us with SIGINT ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    processes = start(env)
+    base_url = f"http://127.0.0.1:{args.port}"
+    try:
+        wait_until_healthy(base_url, processes)
+        print(
+            f"\nAirflow UI: {base_url}/dags/{DAG_ID}\n"
+            f"Trigger it there (Trigger, logical date {args.run_date} 02:00 UTC) or from a shell:\n"
+            f"  AIRFLOW_HOME={UI_AIRFLOW_HOME.relative_to(ROOT)} .venv/bin/airflow dags trigger {DAG_ID} "
+            f"--logical-date {args.run_date}T02:00:00+00:00\n"
+            f"Component logs: {COMPONENT_LOGS.relative_to(ROOT)}/<component>.log. Ctrl-C stops Airflow.",
+            flush=True,
+        )
+        while True:
+            dead = died(processes)
+            if dead:
+                print(f"ERROR: {dead}", file=sys.stderr)
+                return 1
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("stopping Airflow", flush=True)
+        return 0
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stop(processes)
 
 
 if __name__ == "__main__":
