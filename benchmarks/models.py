@@ -10,32 +10,7 @@ from typing import Any, Dict, Tuple
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from spark_jobs.common.engines import TrainParams
-
-
-def implicit_model(params: TrainParams) -> Any:
-    """An unfitted implicit ALS or BPR model with the constructor arguments train_cf uses."""
-    from implicit.cpu.als import AlternatingLeastSquares
-    from implicit.cpu.bpr import BayesianPersonalizedRanking
-
-    if params.algorithm == "als":
-        return AlternatingLeastSquares(
-            factors=params.factors,
-            regularization=params.regularization,
-            alpha=params.alpha,
-            iterations=params.iterations,
-            random_state=params.seed,
-            num_threads=params.num_threads,
-            calculate_training_loss=False,
-        )
-    return BayesianPersonalizedRanking(
-        factors=params.factors,
-        learning_rate=params.learning_rate,
-        regularization=params.regularization,
-        iterations=params.iterations,
-        random_state=params.seed,
-        num_threads=params.num_threads,
-    )
+from spark_jobs.common.engines import TrainParams, implicit_model
 
 
 def fit_bare(matrix: csr_matrix, params: TrainParams) -> Tuple[np.ndarray, np.ndarray, float]:

@@ -107,14 +107,14 @@ def factors_frame(spark: SparkSession, factors: np.ndarray, index_column: str) -
     return spark.createDataFrame(pdf, schema)
 
 
-def fit_implicit(spark: SparkSession, train: DataFrame, n_users: int, n_items: int, params: TrainParams):
-    """Fit implicit's ALS or BPR on the driver; see the module docstring."""
+def implicit_model(params: TrainParams) -> Any:
+    """An unfitted implicit ALS or BPR model (CPU) configured from ``params``; the benchmarks build
+    their bare fit with this too, so both train exactly the same model."""
     from implicit.cpu.als import AlternatingLeastSquares
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-    matrix = interactions_matrix(train, n_users, n_items)
     if params.algorithm == "als":
-        model = AlternatingLeastSquares(
+        return AlternatingLeastSquares(
             factors=params.factors,
             regularization=params.regularization,
             alpha=params.alpha,
@@ -123,15 +123,20 @@ def fit_implicit(spark: SparkSession, train: DataFrame, n_users: int, n_items: i
             num_threads=params.num_threads,
             calculate_training_loss=False,
         )
-    else:
-        model = BayesianPersonalizedRanking(
-            factors=params.factors,
-            learning_rate=params.learning_rate,
-            regularization=params.regularization,
-            iterations=params.iterations,
-            random_state=params.seed,
-            num_threads=params.num_threads,
-        )
+    return BayesianPersonalizedRanking(
+        factors=params.factors,
+        learning_rate=params.learning_rate,
+        regularization=params.regularization,
+        iterations=params.iterations,
+        random_state=params.seed,
+        num_threads=params.num_threads,
+    )
+
+
+def fit_implicit(spark: SparkSession, train: DataFrame, n_users: int, n_items: int, params: TrainParams):
+    """Fit implicit's ALS or BPR on the driver; see the module docstring."""
+    matrix = interactions_matrix(train, n_users, n_items)
+    model = implicit_model(params)
     started = time.perf_counter()
     model.fit(matrix, show_progress=False)
     fit_seconds = time.perf_counter() - started
