@@ -12,7 +12,7 @@ Protocol (docs/benchmarks.md says where it differs from theirs):
 - models: implicit ALS and BPR built as train_cf builds them (``benchmarks.models``), popularity
   (distinct training users per item), one thread (deterministic);
 - lists: top 10 among the items seen in training, each user's training items removed;
-- metrics: DESIGN.md §7 (``spark_jobs.common.ranking``) over every user with test items.
+- metrics: docs/contracts.md (``spark_jobs.common.ranking``) over every user with test items.
 The sweep is chosen on validation NDCG@10 and the chosen configurations are refitted on the full
 training split and reported on the test split.
 """

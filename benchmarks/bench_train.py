@@ -9,7 +9,7 @@ monitored process (peak RSS of the whole tree at 10 Hz): implicit in a plain Pyt
 (``benchmarks/workers/fit_implicit.py``, no Spark), Spark ALS through the pipeline's engine code in a
 spark-submit (``benchmarks/workers/fit_spark_als.py``). Both get the same hyperparameters (64 factors,
 15 iterations, regularization 0.01, alpha 1) and are scored by the same code
-(``benchmarks.evaluation``: the job's top-K, DESIGN.md §7 metrics) on the same sampled test users.
+(``benchmarks.evaluation``: the job's top-K, docs/contracts.md metrics) on the same sampled test users.
 Then the real ``spark-submit spark_jobs/train_cf.py`` runs on the 1M matrix written as build_features
 output, and its wall time is split into phases from its own log lines. Reports only.
 """

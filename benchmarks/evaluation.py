@@ -2,7 +2,7 @@
 
 Scoring and top-K go through :func:`spark_jobs.common.recommend.score_block` (what train_cf runs per
 block of users: item rows that are NaN are never recommended, training items are excluded, ties go to
-the lower item index) and metrics through :mod:`spark_jobs.common.ranking` (DESIGN.md §7). So the
+the lower item index) and metrics through :mod:`spark_jobs.common.ranking` (docs/contracts.md). So the
 benchmarks and the nightly job cannot disagree on what "precision@10" means.
 
 Matrices are ``scipy.sparse.csr_matrix`` of shape (n_users, n_items); a user's items are the column
@@ -71,7 +71,7 @@ def popularity_factors(train: csr_matrix) -> tuple:
 
 
 def metrics_at_k(lists: np.ndarray, relevant: List[np.ndarray], k: int) -> Dict[str, float]:
-    """Mean precision, recall, NDCG and MAP at ``k`` (DESIGN.md §7) over users, plus ``ndcg_se``: the
+    """Mean precision, recall, NDCG and MAP at ``k`` (docs/contracts.md) over users, plus ``ndcg_se``: the
     standard error of the NDCG mean (sample standard deviation over users / sqrt(users); 0 for 1 user).
 
     Args:

@@ -384,7 +384,7 @@ def train_section(doc: Optional[Dict[str, Any]], out_dir: Path) -> str:
         "*fit* is the engine's own fit time (Spark's includes "
         "materialising the factors); *process wall* adds start-up, loading the matrix and saving the "
         "factors; *peak tree RSS* covers the whole process (a plain Python process for implicit, "
-        "JVM + Python for Spark). Metrics: the pipeline's top-10 (`score_block`) and DESIGN.md §7 "
+        "JVM + Python for Spark). Metrics: the pipeline's top-10 (`score_block`) and docs/contracts.md "
         f"definitions on {doc['matrices'][0]['eval_users']:,} test users sampled per matrix, the same users "
         "for both engines, training items excluded; ± is the standard error over users.",
         table,
@@ -522,7 +522,7 @@ def quality_section(doc: Optional[Dict[str, Any]], out_dir: Path) -> str:
             f"({data['fit_train']:,} / {data['valid']:,}). Every rating is an interaction whose confidence "
             "is "
             "its stars (what build_features gives MovieLens with `--half-life-days 0`). Top-10 among items "
-            "seen in training, each user's training items removed; metrics of DESIGN.md §7 "
+            "seen in training, each user's training items removed; metrics of docs/contracts.md "
             "(`spark_jobs/common/ranking.py`) over every user with test ratings; implicit models built as "
             "train_cf builds them, one thread (deterministic).",
             table,

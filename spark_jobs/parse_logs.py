@@ -2,7 +2,7 @@
 
     spark-submit spark_jobs/parse_logs.py --input URI --output URI --rejects URI [--max-reject-ratio R]
 
-Contract (DESIGN.md §3): every non-blank input line is either accepted (one row in ``--output``) or
+Contract (docs/contracts.md): every non-blank input line is either accepted (one row in ``--output``) or
 rejected (one JSON line ``{"raw", "reason", "detail"}`` in ``--rejects``); blank lines are skipped and
 not counted. Duplicated ``event_id``: the copy with the earliest (event time, raw text) is kept, the others
 are rejected as ``duplicate_event_id``. Counts by reason go to ``_stats.json`` in the output folder. A

@@ -1,6 +1,6 @@
 """LocalStack in host mode (no Docker): its command line, environment, init hooks and readiness check.
 
-The recipe is DESIGN.md §5: ``python -m localstack.runtime.main`` from ``.venv-localstack`` with the
+The recipe is localstack/README.md: ``python -m localstack.runtime.main`` from ``.venv-localstack`` with the
 hypercorn gateway (the default twisted gateway binds 0.0.0.0 whatever it is told), DNS server off,
 FILESYSTEM_ROOT kept under the state directory between runs (the first start builds a cache).
 """

@@ -18,7 +18,7 @@ from pathlib import Path
 from local_aws.settings import LOCALSTACK_DIR, ROOT, Settings
 
 REQUIREMENTS = LOCALSTACK_DIR / "requirements.txt"
-# hadoop-aws 3.3.1 + its matching AWS SDK bundle: S3A for Spark 3.5's Hadoop 3.3.4 client (DESIGN.md §5).
+# hadoop-aws 3.3.1 + its matching AWS SDK bundle: S3A for the Hadoop 3.3.4 client of Spark 3.5.
 # Shipped inside this sdist; it is downloaded, never installed.
 JARS_PACKAGE = "sagemaker-pyspark==1.4.5"
 JARS = ("hadoop-aws-3.3.1.jar", "aws-java-sdk-bundle-1.11.901.jar")

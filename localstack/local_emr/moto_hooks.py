@@ -1,7 +1,7 @@
 """Where the step runner plugs into moto's EMR backend (patched in this server process only).
 
 moto serves the EMR API faithfully enough but never advances a step: the first step is RUNNING and
-the rest PENDING forever, CancelSteps is not implemented, FailureDetails never appear (DESIGN.md §5).
+the rest PENDING forever, CancelSteps is not implemented, FailureDetails never appear (localstack/README.md).
 The patches below hand every new cluster and step to the ``StepRunner`` instead, and complete what the
 API shows:
 

@@ -1,4 +1,4 @@
-"""Validation and normalisation of one raw interaction event (DESIGN.md §3), in pure Python.
+"""Validation and normalisation of one raw interaction event (docs/contracts.md), in pure Python.
 
 :func:`parse_line` turns one raw JSON line into either a normalised event or a reject reason. It has no
 Spark dependency so the whole contract is unit-tested directly; parse_logs applies it to every line.
@@ -119,7 +119,7 @@ def parse_timestamp_us(raw: Any) -> Optional[int]:
 
 
 def parse_line(line: str) -> ParsedLine:
-    """Validate and normalise one non-blank raw line (see the contract in DESIGN.md §3).
+    """Validate and normalise one non-blank raw line (see the contract in docs/contracts.md).
 
     Ids become strings, ``ts`` becomes UTC microseconds, ``value`` a float. Unknown fields are ignored.
     """

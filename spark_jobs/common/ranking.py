@@ -1,4 +1,4 @@
-"""Ranking metrics at K with binary relevance: the one definition used everywhere (DESIGN.md §7).
+"""Ranking metrics at K with binary relevance: the one definition used everywhere (docs/contracts.md).
 
 For one user with an ordered recommended list R (length <= K, best first) and a non-empty held-out set T:
 

@@ -1,4 +1,4 @@
-"""The raw-event contract (DESIGN.md §3), line by line, on the pure validator."""
+"""The raw-event contract (docs/contracts.md), line by line, on the pure validator."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ranking metrics at K (DESIGN.md §7), checked against hand-computed closed forms."""
+"""Ranking metrics at K (docs/contracts.md), checked against hand-computed closed forms."""
 
 from __future__ import annotations
 

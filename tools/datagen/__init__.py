@@ -1,4 +1,5 @@
-"""Raw-event data sets in the DESIGN.md §3 contract, written as ``<output>/dt=YYYY-MM-DD/part-*.jsonl[.gz]``.
+"""Raw-event data sets in the raw-event contract (docs/contracts.md), written as
+``<output>/dt=YYYY-MM-DD/part-*.jsonl[.gz]``.
 
 - :mod:`tools.datagen.clickstream`: seeded synthetic clickstream with latent taste groups and a known,
   exactly counted share of bad lines (``_manifest.json`` holds the expected parse_logs outcome).

@@ -1,4 +1,4 @@
-"""Seeded synthetic clickstream in the raw event contract (DESIGN.md §3), with exactly counted bad lines.
+"""Seeded synthetic clickstream in the raw event contract (docs/contracts.md), with exactly counted bad lines.
 
 World model (fixed by seed, users, items, groups, zipf):
 - items have a global power-law popularity (Zipf exponent ``zipf`` over a random popularity ranking);

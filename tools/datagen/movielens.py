@@ -1,4 +1,4 @@
-"""MovieLens-100K ratings as raw events (DESIGN.md §3 contract, §6 source), fully offline but for pip.
+"""MovieLens-100K ratings as raw events (docs/contracts.md), fully offline but for pip.
 
 The data ships inside the ``recbole==1.2.1`` wheel; it is fetched with ``pip download --no-deps`` into a
 cache folder (skipped when the wheel is already there) and read with :mod:`zipfile`. recbole is never
