@@ -11,7 +11,8 @@ Users and items below minimum support are removed until both hold (k-core). User
 contiguous indices (ordered by id). Each user with enough items has their latest interactions held out.
 
 Writes under ``--output`` (overwritten): ``train/``, ``holdout/`` (user_idx, item_idx, confidence,
-last_ts), ``users/`` (user_idx, user_id), ``items/`` (item_idx, item_id), ``manifest.json`` (counts).
+last_ts), ``users/`` (user_idx, user_id), ``items/`` (item_idx, item_id), ``window/`` (user_id, item_id:
+every pair of the window before minimum support), ``manifest.json`` (counts).
 """
 
 from __future__ import annotations
@@ -243,6 +244,9 @@ def run(
     train = split.where(~F.col("is_holdout")).drop("is_holdout")
     holdout = split.where(F.col("is_holdout")).drop("is_holdout")
 
+    # Every (user, item) of the window, before minimum support: train_cf excludes these from the served
+    # lists and gives the users that support dropped a popularity list.
+    pairs_all.select("user_id", "item_id").write.mode("overwrite").parquet(join_uri(output_uri, "window"))
     train.write.mode("overwrite").parquet(join_uri(output_uri, "train"))
     holdout.write.mode("overwrite").parquet(join_uri(output_uri, "holdout"))
     users.write.mode("overwrite").parquet(join_uri(output_uri, "users"))
@@ -261,6 +265,7 @@ def run(
         "events_by_type": {name: by_type.get(name, 0) for name in EVENT_TYPES},
         "pairs_before_support": pairs_before,
         "pairs": n_pairs,
+        "window_users": pairs_all.select("user_id").distinct().count(),
         "support_rounds": rounds,
         "users": n_users,
         "items": n_items,

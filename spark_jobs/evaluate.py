@@ -1,18 +1,26 @@
 """evaluate: ranking metrics at K of the model's recommendations and of a popularity baseline, same split.
 
-    spark-submit spark_jobs/evaluate.py --features URI --recommendations URI --output URI [--k 10]
+    spark-submit spark_jobs/evaluate.py --features URI --recommendations URI --output URI
+        [--production URI] [--k 10]
 
-Reads the build_features folder (``train/``, ``holdout/``, ``items/``) and the train_cf recommendations
-(long format: user_idx, rank, item_idx, ...). Evaluated users are those with at least one holdout row; a
-user's model list is their recommendation rows ordered by rank, cut at K (users without any count as
-zeros). The baseline recommends each evaluated user the K items with the most distinct training users,
-ties by item index, excluding the user's own training items. Metrics are DESIGN.md §7
-(:mod:`spark_jobs.common.ranking`); coverage = distinct items in the evaluated users' lists / catalogue
-size (rows of ``items/``). Writes ``<output>/metrics.json``::
+Reads the build_features folder (``train/``, ``holdout/``, ``items/``) and train_cf's evaluation lists
+(long format: user_idx, rank, item_idx, ...; the model fitted on ``train/`` only). Evaluated users are
+those with at least one holdout row; a user's model list is their recommendation rows ordered by rank,
+cut at K (users without any count as zeros). The baseline recommends each evaluated user the K items
+with the most distinct training users, ties by item index, excluding the user's own training items.
+Metrics are defined in :mod:`spark_jobs.common.ranking` (docs/contracts.md); coverage = distinct items
+in the evaluated users' lists / catalogue size (rows of ``items/``).
+
+``--production`` (train_cf's ``production/`` folder) scores production's configuration, refitted by
+train_cf on the same ``train/``, on the same users and held-out interactions, and records the per-user
+paired difference (candidate minus production). Writes ``<output>/metrics.json``::
 
     {"k": 10, "users_evaluated": N,
      "model":      {"precision@10", "recall@10", "ndcg@10", "map@10", "coverage"},
-     "popularity": {same keys}}
+     "popularity": {same keys},
+     "production": {"status", "version", "ds", "reason", "params",
+                    "model": {same keys}, "paired": {"users", "mean_difference": {...},
+                    "standard_error": {...}, "users_better", "users_worse"}}}   # model/paired if scored
 """
 
 from __future__ import annotations
@@ -38,13 +46,21 @@ from pyspark.sql.types import ArrayType, DecimalType, DoubleType, IntegerType, S
 from spark_jobs.common import fs, schemas
 from spark_jobs.common.cli import JobError, new_parser, positive_int_arg, run_job
 from spark_jobs.common.joblog import get_logger
+from spark_jobs.common.popularity import (
+    CatalogueMismatch,
+    item_popularity,
+    popular_top_k,
+    popularity_ranking,
+)
 from spark_jobs.common.ranking import MEAN_METRICS, USER_METRICS, user_metrics
 from spark_jobs.common.session import build_spark
-from spark_jobs.common.topk import top_k_excluding
 from spark_jobs.common.uris import join_uri
 
 JOB = "evaluate"
 log = get_logger(JOB)
+
+# production.json statuses whose lists evaluate scores (see spark_jobs/common/production.py).
+SCORED_STATUSES = ("refit", "same_config")
 
 # One top-K list per user: item indices, best first (may be shorter than K).
 LISTS = StructType(
@@ -86,68 +102,6 @@ def model_lists(recs: DataFrame, k: int) -> DataFrame:
     ordered = F.sort_array(F.collect_list(F.struct(F.col("rank"), F.col("item_idx"))))
     items = F.transform(F.slice(ordered, 1, k), lambda entry: entry["item_idx"])
     return recs.groupBy("user_idx").agg(items.alias("items"))
-
-
-def item_popularity(train: DataFrame, n_items: int) -> np.ndarray:
-    """Distinct training users per item, float64 shape (n_items,); catalogue items never trained get 0.
-
-    Collects one row per trained item (at most the catalogue size) to the driver.
-    """
-    counts = train.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("users")).toPandas()
-    popularity = np.zeros(n_items, dtype=np.float64)
-    if len(counts):
-        idx = counts["item_idx"].to_numpy(dtype=np.int64)
-        bad = idx[(idx < 0) | (idx >= n_items)]
-        if len(bad):
-            raise JobError(
-                f"{len(bad)} training item indices are outside the catalogue 0..{n_items - 1} "
-                f"(e.g. {int(bad.min())}): train/ and items/ come from different feature builds"
-            )
-        popularity[idx] = counts["users"].to_numpy(dtype=np.float64)
-    return popularity
-
-
-def popularity_ranking(popularity: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Catalogue order for the baseline: ``(order, ranked_scores)``, both shape (n_items,).
-
-    ``order[p]`` is the item at position p (most popular first, ties by ascending item index) and
-    ``ranked_scores[p]`` its popularity.
-    """
-    order = np.lexsort((np.arange(len(popularity)), -popularity)).astype(np.int32)
-    return order, popularity[order]
-
-
-def popular_top_k(
-    order: np.ndarray, ranked_scores: np.ndarray, exclude: Sequence[np.ndarray], k: int
-) -> List[np.ndarray]:
-    """Top ``k`` of the popularity order per user, skipping that user's items (``exclude``).
-
-    A user excluding n items finds their top ``k`` within the first ``k + n`` positions of ``order``, so
-    :func:`top_k_excluding` only scores that prefix (columns in order position, hence ties still by item
-    index). Users are grouped by prefix length rounded up to a power of two, so one heavy user does not
-    make a whole batch score the full catalogue. Returns one int32 array per user (shorter than ``k`` only
-    when fewer eligible items exist).
-    """
-    n_items = len(order)
-    position = np.empty(n_items, dtype=np.int64)
-    position[order] = np.arange(n_items)
-    out: List[np.ndarray] = [np.empty(0, dtype=np.int32)] * len(exclude)
-    if n_items == 0 or not len(exclude):
-        return out
-    needed = np.array([k + len(items) for items in exclude], dtype=np.int64)
-    buckets = np.minimum(2 ** np.ceil(np.log2(needed)).astype(np.int64), n_items)
-    for prefix in np.unique(buckets):
-        rows = np.nonzero(buckets == prefix)[0]
-        # A read-only view repeated per row: top_k_excluding copies one row at a time.
-        scores = np.broadcast_to(ranked_scores[:prefix], (len(rows), int(prefix)))
-        excluded = []
-        for row in rows:
-            positions = position[np.asarray(exclude[row], dtype=np.int64)]
-            excluded.append(positions[positions < prefix])
-        chosen, _ = top_k_excluding(scores, excluded, k)
-        for row, cols in zip(rows, chosen):
-            out[row] = order[cols[cols >= 0]]
-    return out
 
 
 def _popular_batches(batches: Iterator[pd.DataFrame], ranking: Broadcast, k: int) -> Iterator[pd.DataFrame]:
@@ -218,8 +172,46 @@ def summarise(per_user: DataFrame, n_items: int, k: int) -> Tuple[Dict[str, floa
     return metrics, users, int(totals["listed"])
 
 
+def paired_difference(candidate: DataFrame, production: DataFrame, k: int) -> Dict[str, Any]:
+    """Per-user paired comparison of two ``PER_USER`` frames over the same evaluated users.
+
+    For each metric, the mean over users of (candidate - production) and its standard error
+    (sample standard deviation / sqrt(users)); ``users_better`` / ``users_worse`` count users whose
+    NDCG@k is higher / lower under the candidate. Means are exact sums (decimal), as in :func:`summarise`.
+    """
+    joined = candidate.alias("c").join(production.alias("p"), "user_idx")
+    diffs = {name: (F.col(f"c.{name}") - F.col(f"p.{name}")) for name in USER_METRICS}
+    row = joined.agg(
+        F.count(F.lit(1)).alias("users"),
+        *(F.sum(diff.cast(_EXACT)).alias(f"sum_{name}") for name, diff in diffs.items()),
+        *(F.stddev_samp(diff).alias(f"sd_{name}") for name, diff in diffs.items()),
+        F.sum(F.when(diffs["ndcg"] > 0, 1).otherwise(0)).alias("better"),
+        F.sum(F.when(diffs["ndcg"] < 0, 1).otherwise(0)).alias("worse"),
+    ).first()
+    users = int(row["users"])
+    if users == 0:
+        raise JobError("no evaluated user is common to the candidate and production")
+    names = {name: f"{mean}@{k}" for mean, name in zip(MEAN_METRICS, USER_METRICS)}
+    return {
+        "users": users,
+        "mean_difference": {names[n]: float(row[f"sum_{n}"]) / users for n in USER_METRICS},
+        "standard_error": {
+            names[n]: (float(row[f"sd_{n}"]) / users**0.5 if row[f"sd_{n}"] is not None else 0.0)
+            for n in USER_METRICS
+        },
+        "users_better": int(row["better"]),
+        "users_worse": int(row["worse"]),
+    }
+
+
 def evaluate(
-    spark: SparkSession, train: DataFrame, holdout: DataFrame, recs: DataFrame, n_items: int, k: int
+    spark: SparkSession,
+    train: DataFrame,
+    holdout: DataFrame,
+    recs: DataFrame,
+    n_items: int,
+    k: int,
+    production_recs: Optional[DataFrame] = None,
 ) -> Dict[str, Any]:
     """Model and popularity-baseline metrics at ``k`` on one split, shaped as ``metrics.json``.
 
@@ -228,6 +220,9 @@ def evaluate(
         recs: recommendations with at least ``user_idx``, ``rank``, ``item_idx``.
         n_items: catalogue size; item indices are 0..n_items-1.
         k: cut-off K.
+        production_recs: production's lists for the same split (its configuration refitted on ``train``),
+            or None. When given, the result has ``production_model`` (its metrics) and ``paired``
+            (:func:`paired_difference`, candidate minus production, over the same users).
     """
     if k < 1:
         raise JobError(f"k must be >= 1, got {k}")
@@ -252,7 +247,27 @@ def evaluate(
             "model: %d/%d evaluated users have recommendations; %s", listed, n_users, _fmt(model_metrics)
         )
 
-        popularity = item_popularity(train, n_items)
+        result: Dict[str, Any] = {}
+        if production_recs is not None:
+            production = score_lists(relevant, model_lists(production_recs, k), k)
+            production = production.persist(StorageLevel.MEMORY_AND_DISK)
+            cached.append(production)
+            result["production_model"], _, listed = summarise(production, n_items, k)
+            result["paired"] = paired_difference(model, production, k)
+            log.info(
+                "production: %d/%d users listed; %s; paired ndcg@%d difference %+.4f (se %.4f)",
+                listed,
+                n_users,
+                _fmt(result["production_model"]),
+                k,
+                result["paired"]["mean_difference"][f"ndcg@{k}"],
+                result["paired"]["standard_error"][f"ndcg@{k}"],
+            )
+
+        try:
+            popularity = item_popularity(train, n_items)
+        except CatalogueMismatch as exc:
+            raise JobError(f"training {exc}") from None
         log.info("popularity: %d of %d items have training users", int((popularity > 0).sum()), n_items)
         ranking = spark.sparkContext.broadcast(popularity_ranking(popularity))
         users = relevant.select("user_idx")
@@ -273,7 +288,13 @@ def evaluate(
         if ranking is not None:
             ranking.unpersist()
 
-    return {"k": k, "model": model_metrics, "popularity": baseline_metrics, "users_evaluated": n_users}
+    return {
+        "k": k,
+        "model": model_metrics,
+        "popularity": baseline_metrics,
+        "users_evaluated": n_users,
+        **result,
+    }
 
 
 def _fmt(metrics: Dict[str, float]) -> str:
@@ -303,12 +324,37 @@ def read_input(spark: SparkSession, uri: str, name: str) -> DataFrame:
     return frame.select(*(F.col(column).cast(schema[column].dataType).alias(column) for column in columns))
 
 
+def read_production(spark: SparkSession, production_uri: str) -> Tuple[Dict[str, Any], Optional[str]]:
+    """train_cf's ``production.json`` under ``production_uri`` and the lists to score (None: none to score).
+
+    Raises :class:`JobError` when the description is missing or names lists that do not exist.
+    """
+    doc_uri = join_uri(production_uri, "production.json")
+    if not fs.exists(spark, doc_uri):
+        raise JobError(f"no production description at {doc_uri}: train_cf writes it on every run")
+    doc = fs.read_json(spark, doc_uri)
+    if doc.get("status") not in SCORED_STATUSES:
+        return doc, None
+    lists = doc.get("recommendations")
+    if not lists or not fs.exists(spark, lists):
+        raise JobError(f"production status {doc.get('status')!r} names lists at {lists!r}, which are missing")
+    return doc, lists
+
+
 def run(
-    spark: SparkSession, features_uri: str, recs_uri: str, output_uri: str, k: int = 10
+    spark: SparkSession,
+    features_uri: str,
+    recs_uri: str,
+    output_uri: str,
+    k: int = 10,
+    production_uri: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Evaluate ``recs_uri`` against the split under ``features_uri``; write ``<output_uri>/metrics.json``.
 
-    Returns the metrics record that was written.
+    With ``production_uri`` (train_cf's ``production/`` folder), production's configuration refitted on the
+    same training split is scored beside the candidate and ``metrics.json`` gets a ``production`` block:
+    train_cf's description (status, version, ds, reason) plus, when scored, ``model`` (its metrics) and
+    ``paired`` (candidate minus production per user). Returns the metrics record that was written.
     """
     uris = {
         "train": join_uri(features_uri, "train"),
@@ -320,6 +366,12 @@ def run(
     if missing:
         raise JobError(f"missing input(s): {'; '.join(missing)}")
     frames = {name: read_input(spark, uri, name) for name, uri in uris.items()}
+    production_doc, production_lists = (None, None)
+    if production_uri:
+        production_doc, production_lists = read_production(spark, production_uri)
+    production_recs = (
+        read_input(spark, production_lists, "recommendations") if production_lists is not None else None
+    )
     counts = {name: frame.count() for name, frame in frames.items()}
     for name, uri in uris.items():
         log.info("read %d %s rows from %s", counts[name], name, uri)
@@ -331,8 +383,20 @@ def run(
         raise JobError(f"no recommendations at {recs_uri}: the training step produced nothing")
 
     metrics = evaluate(
-        spark, frames["train"], frames["holdout"], frames["recommendations"], counts["items"], k
+        spark,
+        frames["train"],
+        frames["holdout"],
+        frames["recommendations"],
+        counts["items"],
+        k,
+        production_recs,
     )
+    if production_doc is not None:
+        block = {key: production_doc.get(key) for key in ("status", "version", "ds", "reason", "params")}
+        if "production_model" in metrics:
+            block["model"] = metrics.pop("production_model")
+            block["paired"] = metrics.pop("paired")
+        metrics["production"] = block
     metrics_uri = join_uri(output_uri, "metrics.json")
     fs.write_json(spark, metrics_uri, metrics)
     log.info("wrote metrics of %d users to %s", metrics["users_evaluated"], metrics_uri)
@@ -346,6 +410,11 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     )
     parser.add_argument("--recommendations", required=True, help="train_cf recommendations Parquet URI")
     parser.add_argument("--output", required=True, help="output folder URI; metrics.json is written inside")
+    parser.add_argument(
+        "--production",
+        default=None,
+        help="train_cf's production/ folder: score production's configuration beside the candidate",
+    )
     parser.add_argument("--k", type=positive_int_arg, default=10, help="cut-off K of the metrics")
     return parser.parse_args(argv)
 
@@ -353,7 +422,7 @@ def parse_args(argv: Optional[Sequence[str]] = None):
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     spark = build_spark(JOB)
-    run(spark, args.features, args.recommendations, args.output, args.k)
+    run(spark, args.features, args.recommendations, args.output, args.k, args.production)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,33 @@
-"""train_cf: collaborative-filtering training and batch top-K recommendations.
+"""train_cf: the evaluation fit, production's refit, the serving fit, and the served top-K lists.
 
     spark-submit spark_jobs/train_cf.py --features URI --output URI [--engine implicit|spark-als]
         [--algorithm als|bpr] [--factors 64] [--iterations 15] [--regularization R] [--alpha 1.0]
-        [--learning-rate 0.01] [--k 10] [--seed 42]
+        [--learning-rate 0.01] [--seed 42] [--k 10] [--serve-k 100]
+        [--production-pointer URI --run-date YYYY-MM-DD]
 
-Engines: ``implicit`` fits on the driver (fast while the matrix fits one node; ALS by default, BPR with
-``--algorithm bpr``); ``spark-als`` fits Spark MLlib ALS (implicit preferences) across the cluster.
-Reads build_features' ``train/``, ``users/`` and ``items/``. Writes under ``--output`` (overwritten):
-``model/user_factors/``, ``model/item_factors/`` (index, id, factors), ``model/params.json`` (engine,
-hyperparameters, data sizes, timings) and ``recommendations/`` (user_idx, user_id, rank, item_idx,
-item_id, score; K rows per user, best first, training items excluded).
+Two fits with the same engine and parameters, for two purposes (docs/contracts.md):
+
+1. the **evaluation model**, fitted on build_features' ``train/`` only; its top ``--k`` lists exclude the
+   user's training items and are what evaluate scores on ``holdout/`` (honest metrics, the gate's input);
+2. the **serving model**, fitted on every interaction of the window (``train/`` + ``holdout/``); its top
+   ``--serve-k`` lists exclude every item the user interacted with in the window. This is what is promoted.
+
+Users of the window that the model cannot serve (dropped by minimum support, or without factors) get the
+catalogue's most popular items they have not interacted with, marked ``source = popularity``.
+
+With ``--production-pointer`` (the registry's ``latest.json``), production's recorded configuration is
+refitted on ``train/`` too, so that evaluate can score it beside the candidate without leakage
+(:mod:`spark_jobs.common.production`).
+
+Writes under ``--output`` (each overwritten):
+
+- ``model/user_factors/``, ``model/item_factors/`` (index, id, factors) of the serving model, and
+  ``model/params.json`` (engine, hyperparameters, both fits' sizes and seconds, list counts);
+- ``recommendations/``: the served lists (user_id, rank, item_id, score, source, user_idx, item_idx;
+  ``serve_k`` rows per user, best first; user_idx is null for users outside the model);
+- ``evaluation/recommendations/``: the evaluation model's top-k (user_idx, user_id, rank, item_idx,
+  item_id, score);
+- ``production/production.json`` and, for a refit, ``production/recommendations/``.
 """
 
 from __future__ import annotations
@@ -20,48 +38,107 @@ import sys
 if __package__ in (None, ""):  # run as a file by spark-submit: make the `spark_jobs` package importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import datetime as dt
 import time
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from spark_jobs.common import fs
-from spark_jobs.common.cli import JobError, new_parser, non_negative_float_arg, positive_int_arg, run_job
-from spark_jobs.common.engines import ALGORITHMS, ENGINES, TrainParams, fit
+from spark_jobs.common import fs, production
+from spark_jobs.common.cli import (
+    JobError,
+    date_arg,
+    new_parser,
+    non_negative_float_arg,
+    positive_int_arg,
+    run_job,
+)
+from spark_jobs.common.engines import ALGORITHMS, ENGINES, FactorModel, TrainParams, fit
 from spark_jobs.common.joblog import get_logger
-from spark_jobs.common.recommend import recommend_top_k
+from spark_jobs.common.popularity import CatalogueMismatch, item_popularity, popularity_ranking
+from spark_jobs.common.recommend import popularity_top_k, recommend_top_k
 from spark_jobs.common.session import build_spark
 from spark_jobs.common.uris import join_uri
 
 JOB = "train_cf"
 log = get_logger(JOB)
+DEFAULT_K = 10
+DEFAULT_SERVE_K = 100
 
 
-def run(spark: SparkSession, features_uri: str, output_uri: str, params: TrainParams, k: int = 10) -> Dict:
-    """Train on ``features_uri``, write model + recommendations under ``output_uri``; return params.json."""
-    train_uri = join_uri(features_uri, "train")
-    if not fs.exists(spark, train_uri):
-        raise JobError(f"no training data at {train_uri}: run build_features first")
-    train = spark.read.parquet(train_uri).cache()
-    users = spark.read.parquet(join_uri(features_uri, "users"))
-    items = spark.read.parquet(join_uri(features_uri, "items"))
-    n_users, n_items, nnz = users.count(), items.count(), train.count()
-    if nnz == 0:
-        raise JobError(f"training data at {train_uri} is empty")
-    log.info("read %d training pairs (%d users x %d items) from %s", nnz, n_users, n_items, features_uri)
+def fit_and_rank(
+    spark: SparkSession,
+    interactions: DataFrame,
+    n_users: int,
+    n_items: int,
+    params: TrainParams,
+    k: int,
+) -> tuple:
+    """Fit ``params`` on ``interactions`` and rank each user's top ``k`` excluding their interactions.
 
-    model = fit(spark, train, n_users, n_items, params)
-    log.info("fitted %s/%s in %.2f s", params.engine, params.algorithm, model.fit_seconds)
-
+    Returns ``(model, ranked, seconds)``: ranked is (user_idx, rank, item_idx, score), materialised;
+    seconds = {"fit": ..., "recommend": ...}.
+    """
+    model = fit(spark, interactions, n_users, n_items, params)
     started = time.perf_counter()
-    ranked = recommend_top_k(spark, model.user_factors, model.item_factors, train, n_items, k)
-    recommendations = ranked.join(users, "user_idx").join(items, "item_idx")
-    recommendations = recommendations.select("user_idx", "user_id", "rank", "item_idx", "item_id", "score")
-    recs_uri = join_uri(output_uri, "recommendations")
-    recommendations.write.mode("overwrite").parquet(recs_uri)
-    recommend_seconds = time.perf_counter() - started
+    ranked = recommend_top_k(spark, model.user_factors, model.item_factors, interactions, n_items, k)
+    ranked = ranked.localCheckpoint()
+    return (
+        model,
+        ranked,
+        {"fit": round(model.fit_seconds, 3), "recommend": round(time.perf_counter() - started, 3)},
+    )
 
-    model_uri = join_uri(output_uri, "model")
+
+def served_lists(
+    spark: SparkSession,
+    ranked: DataFrame,
+    everything: DataFrame,
+    window: DataFrame,
+    users: DataFrame,
+    items: DataFrame,
+    n_items: int,
+    serve_k: int,
+) -> DataFrame:
+    """The served lists: the model's rows for the users it ranked, popularity for every other window user.
+
+    Args:
+        ranked: the serving model's (user_idx, rank, item_idx, score), window items already excluded.
+        everything: train + holdout (user_idx, item_idx): popularity = distinct users per item here.
+        window: (user_id, item_id) of every interaction in the window, before minimum support.
+        users, items: the id maps.
+
+    Returns (user_id, rank, item_id, score, source, user_idx, item_idx): ``source`` is ``model`` or
+    ``popularity`` (score = the item's distinct users in the window, after minimum support).
+    """
+    model_rows = (
+        ranked.join(users, "user_idx")
+        .join(items, "item_idx")
+        .select("user_id", "rank", "item_id", "score", F.lit("model").alias("source"), "user_idx", "item_idx")
+    )
+    served = model_rows.select("user_id").distinct()
+    fallback_users = window.select("user_id").distinct().join(served, "user_id", "left_anti")
+    own_items = (
+        window.join(fallback_users, "user_id", "left_semi")
+        .join(items, "item_id")
+        .groupBy("user_id")
+        .agg(F.collect_set("item_idx").alias("exclude"))
+    )
+    fallback_users = fallback_users.join(own_items, "user_id", "left").join(users, "user_id", "left")
+    try:
+        popularity = item_popularity(everything, n_items)
+    except CatalogueMismatch as exc:
+        raise JobError(str(exc)) from None
+    ranking = spark.sparkContext.broadcast(popularity_ranking(popularity))
+    popular = popularity_top_k(fallback_users, ranking, serve_k).join(items, "item_idx")
+    popular_rows = popular.select(
+        "user_id", "rank", "item_id", "score", F.lit("popularity").alias("source"), "user_idx", "item_idx"
+    )
+    return model_rows.unionByName(popular_rows)
+
+
+def write_factors(model: FactorModel, users: DataFrame, items: DataFrame, model_uri: str) -> None:
     model.user_factors.join(users, "user_idx").select("user_idx", "user_id", "factors").write.mode(
         "overwrite"
     ).parquet(join_uri(model_uri, "user_factors"))
@@ -69,31 +146,178 @@ def run(spark: SparkSession, features_uri: str, output_uri: str, params: TrainPa
         "overwrite"
     ).parquet(join_uri(model_uri, "item_factors"))
 
-    n_recs = spark.read.parquet(recs_uri).count()
+
+def with_ids(ranked: DataFrame, users: DataFrame, items: DataFrame) -> DataFrame:
+    """(user_idx, rank, item_idx, score) -> the evaluation-list schema with ids."""
+    return (
+        ranked.join(users, "user_idx")
+        .join(items, "item_idx")
+        .select("user_idx", "user_id", "rank", "item_idx", "item_id", "score")
+    )
+
+
+def run(
+    spark: SparkSession,
+    features_uri: str,
+    output_uri: str,
+    params: TrainParams,
+    k: int = DEFAULT_K,
+    serve_k: int = DEFAULT_SERVE_K,
+    production_plan: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    """Both fits (and production's refit per ``production_plan``); write everything; return params.json.
+
+    ``production_plan`` is :func:`spark_jobs.common.production.plan`'s document, or None to skip
+    production altogether (no ``production/`` is written then).
+    """
+    paths = {name: join_uri(features_uri, name) for name in ("train", "holdout", "users", "items", "window")}
+    if not fs.exists(spark, paths["train"]):
+        raise JobError(f"no training data at {paths['train']}: run build_features first")
+    missing = [f"{name} ({uri})" for name, uri in paths.items() if not fs.exists(spark, uri)]
+    if missing:
+        raise JobError(
+            f"features at {features_uri} lack {'; '.join(missing)}: rebuild them with build_features"
+        )
+    train = spark.read.parquet(paths["train"]).select("user_idx", "item_idx", "confidence").cache()
+    holdout = spark.read.parquet(paths["holdout"]).select("user_idx", "item_idx", "confidence")
+    users = spark.read.parquet(paths["users"]).select("user_idx", "user_id")
+    items = spark.read.parquet(paths["items"]).select("item_idx", "item_id")
+    window = spark.read.parquet(paths["window"]).select("user_id", "item_id")
+    everything = train.unionByName(holdout).cache()
+    n_users, n_items, n_train, n_all = users.count(), items.count(), train.count(), everything.count()
+    if n_train == 0:
+        raise JobError(f"training data at {paths['train']} is empty")
+    log.info(
+        "read %d training + %d held-out pairs (%d users x %d items) from %s",
+        n_train,
+        n_all - n_train,
+        n_users,
+        n_items,
+        features_uri,
+    )
+    fits: Dict[str, Dict[str, Any]] = {}
+
+    # 1. Evaluation model: train/ only, lists for evaluate.
+    _, ranked, seconds = fit_and_rank(spark, train, n_users, n_items, params, k)
+    eval_uri = join_uri(output_uri, "evaluation", "recommendations")
+    with_ids(ranked, users, items).write.mode("overwrite").parquet(eval_uri)
+    fits["evaluation"] = {"interactions": n_train, "k": k, "seconds": seconds}
+    log.info(
+        "evaluation fit on %d pairs: %.2f s fit, %.2f s lists", n_train, seconds["fit"], seconds["recommend"]
+    )
+
+    # 2. Production's configuration on the same split, unless it is the candidate's own.
+    production_doc = None
+    if production_plan is not None:
+        production_doc = dict(production_plan)
+        if production_doc["status"] == "same_config":
+            production_doc["recommendations"] = eval_uri
+        elif production_doc["status"] == "refit":
+            prod_params = production.params_from_record(production_doc["params"])
+            _, prod_ranked, seconds = fit_and_rank(spark, train, n_users, n_items, prod_params, k)
+            prod_uri = join_uri(output_uri, "production", "recommendations")
+            with_ids(prod_ranked, users, items).write.mode("overwrite").parquet(prod_uri)
+            production_doc["recommendations"] = prod_uri
+            fits["production"] = {"interactions": n_train, "k": k, "seconds": seconds}
+            log.info(
+                "production %s refitted on %d pairs in %.2f s",
+                production_doc["version"],
+                n_train,
+                seconds["fit"],
+            )
+        log.info("production: %s (%s)", production_doc["status"], production_doc["reason"])
+        fs.write_json(spark, join_uri(output_uri, "production", "production.json"), production_doc)
+
+    # 3. Serving model: every interaction of the window; lists exclude all of them.
+    serving, ranked, seconds = fit_and_rank(spark, everything, n_users, n_items, params, serve_k)
+    fits["serving"] = {"interactions": n_all, "k": serve_k, "seconds": seconds}
+    log.info("serving fit on %d pairs: %.2f s fit, %.2f s lists", n_all, seconds["fit"], seconds["recommend"])
+    started = time.perf_counter()
+    recs_uri = join_uri(output_uri, "recommendations")
+    served_lists(spark, ranked, everything, window, users, items, n_items, serve_k).write.mode(
+        "overwrite"
+    ).parquet(recs_uri)
+    model_uri = join_uri(output_uri, "model")
+    write_factors(serving, users, items, model_uri)
+    fits["serving"]["seconds"]["write"] = round(time.perf_counter() - started, 3)
+
+    written = spark.read.parquet(recs_uri)
+    by_source = {
+        row["source"]: (int(row["users"]), int(row["rows"]))
+        for row in written.groupBy("source")
+        .agg(F.countDistinct("user_id").alias("users"), F.count(F.lit(1)).alias("rows"))
+        .collect()
+    }
+    window_users = window.select("user_id").distinct().count()
+    lists = {
+        "users": window_users,
+        "model_users": by_source.get("model", (0, 0))[0],
+        "popularity_users": by_source.get("popularity", (0, 0))[0],
+        "rows": sum(rows for _, rows in by_source.values()),
+    }
     summary = {
         "engine": params.engine,
         "algorithm": params.algorithm,
         "params": params.as_dict(),
         "k": k,
+        "serve_k": serve_k,
         "features": features_uri,
         "users": n_users,
         "items": n_items,
-        "train_nnz": nnz,
-        "fit_seconds": round(model.fit_seconds, 3),
-        "recommend_seconds": round(recommend_seconds, 3),
-        "recommendations": n_recs,
+        "train_nnz": n_train,
+        "serving_nnz": n_all,
+        "fits": fits,
+        "fit_seconds": fits["serving"]["seconds"]["fit"],
+        "served_lists": lists,
+        "production": None
+        if production_doc is None
+        else {key: production_doc[key] for key in ("status", "version", "ds", "reason")},
     }
     fs.write_json(spark, join_uri(model_uri, "params.json"), summary)
     train.unpersist()
-    log.info("wrote %d recommendations to %s and the model to %s", n_recs, recs_uri, model_uri)
+    everything.unpersist()
+    if lists["model_users"] + lists["popularity_users"] != window_users:
+        raise JobError(
+            f"served lists cover {lists['model_users']} model + {lists['popularity_users']} "
+            f"popularity users, but the window has {window_users}"
+        )
+    log.info(
+        "served lists for %d users (%d model, %d popularity; %d rows) at %s; serving model at %s",
+        window_users,
+        lists["model_users"],
+        lists["popularity_users"],
+        lists["rows"],
+        recs_uri,
+        model_uri,
+    )
     return summary
+
+
+def resolve_production(
+    spark: SparkSession, pointer_uri: str, run_date: dt.date, params: TrainParams
+) -> Dict[str, Any]:
+    """Read the registry pointer (absent: no production) and plan production's scoring."""
+    try:
+        pointer = fs.read_json(spark, pointer_uri) if fs.exists(spark, pointer_uri) else None
+    except ValueError as exc:
+        return production.unavailable(None, f"{pointer_uri} is not valid JSON: {exc}")
+    if pointer is not None and not isinstance(pointer, dict):
+        return production.unavailable(None, f"{pointer_uri} is not a JSON object")
+
+    def read_params(model_uri: str):
+        for candidate in (join_uri(model_uri, "params.json"), join_uri(model_uri, "model", "params.json")):
+            if fs.exists(spark, candidate):
+                return fs.read_json(spark, candidate)
+        return None
+
+    return production.plan(pointer, run_date, params, read_params)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None):
     defaults = TrainParams()
     parser = new_parser(JOB, __doc__.split("\n\n")[0])
     parser.add_argument("--features", required=True, help="build_features output URI")
-    parser.add_argument("--output", required=True, help="output URI for model/ and recommendations/")
+    parser.add_argument("--output", required=True, help="output URI (model/, recommendations/, ...)")
     parser.add_argument("--engine", choices=ENGINES, default=defaults.engine, help="training engine")
     parser.add_argument("--algorithm", choices=ALGORITHMS, default=defaults.algorithm, help="implicit only")
     parser.add_argument(
@@ -116,8 +340,20 @@ def parse_args(argv: Optional[Sequence[str]] = None):
         "--num-threads", type=int, default=defaults.num_threads, help="implicit; 0 = all cores"
     )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
-    parser.add_argument("--k", type=positive_int_arg, default=10, help="recommendations per user")
-    return parser.parse_args(argv)
+    parser.add_argument("--k", type=positive_int_arg, default=DEFAULT_K, help="evaluation list length")
+    parser.add_argument(
+        "--serve-k", type=positive_int_arg, default=DEFAULT_SERVE_K, help="served list length"
+    )
+    parser.add_argument(
+        "--production-pointer", default=None, help="registry latest.json: refit production's configuration"
+    )
+    parser.add_argument(
+        "--run-date", type=date_arg, default=None, help="logical date (with --production-pointer)"
+    )
+    args = parser.parse_args(argv)
+    if args.production_pointer and args.run_date is None:
+        parser.error("--production-pointer needs --run-date")
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -137,7 +373,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except ValueError as exc:
         raise JobError(str(exc)) from None
     spark = build_spark(JOB)
-    run(spark, args.features, args.output, params, args.k)
+    plan = None
+    if args.production_pointer:
+        plan = resolve_production(spark, args.production_pointer, args.run_date, params)
+    run(spark, args.features, args.output, params, args.k, args.serve_k, plan)
 
 
 if __name__ == "__main__":

@@ -132,7 +132,7 @@ def run_chain(
             "evaluate",
             [
                 "--features", str(work / "features" / partition),
-                "--recommendations", str(model_dir / "recommendations"),
+                "--recommendations", str(model_dir / "evaluation" / "recommendations"),
                 "--output", str(eval_dir),
                 "--k", str(k),
             ],

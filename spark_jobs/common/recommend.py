@@ -1,7 +1,8 @@
-"""Batch top-K recommendation from factor DataFrames, distributed over users.
+"""Batch top-K recommendation, distributed over users: from factor DataFrames, and by popularity.
 
 Item factors (n_items x f, float32) are broadcast; users are scored in blocks of ``block_size`` inside
-``mapInPandas`` so memory per task is about block_size x n_items x 8 bytes. Training items are excluded.
+``mapInPandas`` so memory per task is about block_size x n_items x 8 bytes. The user's own interactions
+(the ones the caller passes) are excluded.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from typing import Iterator, List, Tuple
 
 import numpy as np
 import pandas as pd
+from pyspark.broadcast import Broadcast
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, IntegerType, StructField, StructType
+from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
+from spark_jobs.common.popularity import popular_top_k
 from spark_jobs.common.topk import top_k_excluding
 
 RANKED = StructType(
@@ -80,3 +83,49 @@ def recommend_top_k(
                 yield frame[frame["item_idx"] >= 0]
 
     return users.mapInPandas(score_partitions, schema=RANKED)
+
+
+POPULAR = StructType(
+    [
+        StructField("user_id", StringType(), False),
+        StructField("user_idx", IntegerType(), True),
+        StructField("rank", IntegerType(), False),
+        StructField("item_idx", IntegerType(), False),
+        StructField("score", DoubleType(), False),
+    ]
+)
+
+
+def popularity_top_k(users: DataFrame, ranking: Broadcast, k: int) -> DataFrame:
+    """Popularity lists: ``users`` (user_id, user_idx or null, exclude: array<int> or null) ->
+    (user_id, user_idx, rank, item_idx, score), ``k`` rows per user (fewer if the catalogue runs out).
+
+    ``ranking`` broadcasts :func:`spark_jobs.common.popularity.popularity_ranking`'s arrays; score is the
+    item's popularity.
+    """
+
+    def rank_partitions(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        order, ranked_scores = ranking.value
+        popularity = np.empty(len(order), dtype=np.float64)
+        popularity[order] = ranked_scores
+        for batch in batches:
+            exclude = [
+                np.empty(0, dtype=np.int64) if items is None else np.asarray(items, dtype=np.int64)
+                for items in batch["exclude"]
+            ]
+            lists = popular_top_k(order, ranked_scores, exclude, k)
+            lengths = np.array([len(items) for items in lists], dtype=np.int64)
+            chosen = np.concatenate(lists) if len(lists) else np.empty(0, dtype=np.int32)
+            yield pd.DataFrame(
+                {
+                    "user_id": np.repeat(batch["user_id"].to_numpy(object), lengths),
+                    "user_idx": pd.array(np.repeat(batch["user_idx"].to_numpy(), lengths), dtype="Int32"),
+                    "rank": np.concatenate([np.arange(1, n + 1, dtype=np.int32) for n in lengths])
+                    if len(lengths)
+                    else np.empty(0, dtype=np.int32),
+                    "item_idx": chosen.astype(np.int32),
+                    "score": popularity[chosen],
+                }
+            )
+
+    return users.select("user_id", "user_idx", "exclude").mapInPandas(rank_partitions, schema=POPULAR)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tools.datagen.clickstream import generate
@@ -95,12 +96,23 @@ def test_features_and_model_outputs_exist(chain):
     summary = json.loads((features / "manifest.json").read_text())
     assert summary["events_read"] == manifest["total"]["expected_accepted"]
     assert summary["train_nnz"] > 0 and summary["holdout_nnz"] > 0
-    for part in ("train", "holdout", "users", "items"):
+    for part in ("train", "holdout", "users", "items", "window"):
         assert list((features / part).glob("part-*.parquet")), part
     model = result.path("models", "implicit", f"dt={result.run_date}")
     params = json.loads((model / "model" / "params.json").read_text())
     assert params["users"] == summary["users"] and params["items"] == summary["items"]
-    assert params["recommendations"] == 10 * summary["users"]  # every user has >= 10 unseen items here
+    lists = params["served_lists"]
+    assert lists["users"] == summary["window_users"]  # every user of the window is served
+    assert lists["model_users"] == summary["users"]
+    assert lists["model_users"] + lists["popularity_users"] == lists["users"]
+    evaluation = pd.read_parquet(model / "evaluation" / "recommendations")
+    assert len(evaluation) == 10 * summary["users"]  # every user has >= 10 unseen items here
+
+    # What is served, as a user sees it: nothing they already had, whatever the source.
+    served = pd.read_parquet(model / "recommendations")
+    window = pd.read_parquet(features / "window")
+    assert served.merge(window, on=["user_id", "item_id"]).empty
+    assert set(served["user_id"]) == set(window["user_id"]) and len(served) == lists["rows"]
 
 
 def test_model_beats_popularity(chain):

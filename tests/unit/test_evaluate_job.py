@@ -33,7 +33,7 @@ HOLDOUT = [(0, 2), (0, 5), (1, 1), (2, 4), (4, 3)]
 # gets one item only; user 3 is not evaluated (its item 0 must not count in coverage); user 4 gets none.
 RECS = [(0, 2, 3), (0, 3, 2), (0, 1, 5), (1, 1, 3), (2, 2, 4), (2, 1, 5), (3, 1, 0)]
 
-# Per user with K = 2, T = holdout, R = list (closed forms of DESIGN.md §7).
+# Per user with K = 2, T = holdout, R = list (closed forms of docs/contracts.md).
 IDCG2 = 1 + 1 / math.log2(3)
 # Model: u0 R=[5, 3] T={2, 5} hit@1; u1 R=[3] T={1} none; u2 R=[5, 4] T={4} hit@2; u4 R=[] none.
 MODEL = {
@@ -187,3 +187,61 @@ def test_cli_help_exits_zero():
     assert done.returncode == 0, done.stderr
     for flag in ("--features", "--recommendations", "--output", "--k"):
         assert flag in done.stdout
+
+
+# Production's lists on the same split: u0 R=[2, 5] both hits (NDCG 1); u1 R=[1] hit (1); u2 R=[3] none;
+# u4 none. Candidate minus production per user (NDCG@2): u0 1/IDCG2 - 1, u1 -1, u2 1/log2(3), u4 0.
+PRODUCTION_RECS = [(0, 1, 2), (0, 2, 5), (1, 1, 1), (2, 1, 3)]
+NDCG_DIFFS = [1 / IDCG2 - 1, -1.0, 1 / math.log2(3), 0.0]
+
+
+def write_production(spark, root, status="refit", lists=True):
+    folder = root / "production"
+    folder.mkdir(parents=True, exist_ok=True)
+    uri = str(folder / "recommendations")
+    if lists:
+        recommendations(spark, PRODUCTION_RECS).write.parquet(uri)
+    doc = {"status": status, "version": "2024-01-01_j-1", "ds": "2024-01-01", "reason": "why", "params": {}}
+    doc["recommendations"] = uri if status in job.SCORED_STATUSES else None
+    (folder / "production.json").write_text(json.dumps(doc))
+    return str(folder)
+
+
+def test_production_is_scored_beside_the_candidate_on_the_same_users(spark, tmp_path):
+    features, recs = write_inputs(spark, tmp_path)
+    production = write_production(spark, tmp_path)
+    metrics = job.run(spark, features, recs, str(tmp_path / "out"), K, production)
+
+    block = metrics["production"]
+    assert block["status"] == "refit" and block["version"] == "2024-01-01_j-1"
+    assert block["model"]["ndcg@2"] == pytest.approx((1 + 1 + 0 + 0) / 4)
+    assert metrics["model"]["ndcg@2"] == pytest.approx(MODEL["ndcg@2"])  # unchanged by the pairing
+    paired = block["paired"]
+    assert paired["users"] == 4 and paired["users_better"] == 1 and paired["users_worse"] == 2
+    assert paired["mean_difference"]["ndcg@2"] == pytest.approx(np.mean(NDCG_DIFFS))
+    assert paired["standard_error"]["ndcg@2"] == pytest.approx(np.std(NDCG_DIFFS, ddof=1) / 2)
+    assert paired["mean_difference"]["ndcg@2"] == pytest.approx(
+        metrics["model"]["ndcg@2"] - block["model"]["ndcg@2"]
+    )
+
+
+def test_an_unscored_production_is_described_not_invented(spark, tmp_path):
+    features, recs = write_inputs(spark, tmp_path)
+    production = write_production(spark, tmp_path, status="older_date", lists=False)
+    metrics = job.run(spark, features, recs, str(tmp_path / "out"), K, production)
+    assert metrics["production"] == {
+        "status": "older_date",
+        "version": "2024-01-01_j-1",
+        "ds": "2024-01-01",
+        "reason": "why",
+        "params": {},
+    }
+
+
+def test_production_lists_that_are_missing_fail_clearly(spark, tmp_path):
+    features, recs = write_inputs(spark, tmp_path)
+    production = write_production(spark, tmp_path, lists=False)
+    with pytest.raises(JobError, match=r"names lists at .* which are missing"):
+        job.run(spark, features, recs, str(tmp_path / "out"), K, production)
+    with pytest.raises(JobError, match="no production description"):
+        job.run(spark, features, recs, str(tmp_path / "out"), K, str(tmp_path / "nowhere"))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import numpy as np
 import pytest
 
 from spark_jobs import train_cf
+from spark_jobs.common import production
 from spark_jobs.common.cli import JobError
 from spark_jobs.common.engines import TrainParams, fit, interactions_matrix
 from spark_jobs.common.recommend import recommend_top_k, score_block
@@ -22,18 +24,34 @@ PAIRS = [(u, i) for u in range(4) for i in range(3) if (u + i) % 3 != 0] + [
 N_USERS, N_ITEMS = 8, 6
 
 
-@pytest.fixture(scope="module")
-def features(spark, tmp_path_factory):
+# Held out (each user's latest item): one more in-group item per user, and user 9, whom minimum support
+# dropped, exists only in the window.
+HOLDOUT = [(u, i) for u in range(4) for i in range(3) if (u + i) % 3 == 0] + [
+    (u, i) for u in range(4, 8) for i in range(3, 6) if (u + i) % 3 == 0
+]
+WINDOW_ONLY = [("u9", "i0"), ("u9", "i7")]  # i7: an item minimum support dropped
+
+
+def write_features(spark, root, train_pairs=PAIRS, holdout_pairs=HOLDOUT):
     import datetime as dt
 
-    root = tmp_path_factory.mktemp("features")
     ts = dt.datetime(2024, 1, 1)
-    spark.createDataFrame([(u, i, 1.0 + (u % 2), ts) for u, i in PAIRS], INTERACTIONS).write.parquet(
+    spark.createDataFrame([(u, i, 1.0 + (u % 2), ts) for u, i in train_pairs], INTERACTIONS).write.parquet(
         str(root / "train")
+    )
+    spark.createDataFrame([(u, i, 1.0, ts) for u, i in holdout_pairs], INTERACTIONS).write.parquet(
+        str(root / "holdout")
     )
     spark.createDataFrame([(u, f"u{u}") for u in range(N_USERS)], USER_MAP).write.parquet(str(root / "users"))
     spark.createDataFrame([(i, f"i{i}") for i in range(N_ITEMS)], ITEM_MAP).write.parquet(str(root / "items"))
+    window = [(f"u{u}", f"i{i}") for u, i in train_pairs + holdout_pairs] + WINDOW_ONLY
+    spark.createDataFrame(window, "user_id string, item_id string").write.parquet(str(root / "window"))
     return root
+
+
+@pytest.fixture(scope="module")
+def features(spark, tmp_path_factory):
+    return write_features(spark, tmp_path_factory.mktemp("features"))
 
 
 def test_params_are_validated():
@@ -94,26 +112,99 @@ def test_implicit_als_learns_the_groups(spark):
     assert all(r["item_idx"] // 6 == r["user_idx"] // 20 for r in recs)  # both unseen in-group items
 
 
-def test_run_writes_model_recommendations_and_params(spark, features, tmp_path):
+def test_run_writes_both_fits_and_the_served_lists(spark, features, tmp_path):
     out = tmp_path / "model"
     params = TrainParams(factors=4, iterations=5, num_threads=1)
-    summary = train_cf.run(spark, str(features), str(out), params, k=3)
+    summary = train_cf.run(spark, str(features), str(out), params, k=3, serve_k=2)
     assert summary["users"] == N_USERS and summary["train_nnz"] == len(PAIRS)
-    recs = spark.read.parquet(str(out / "recommendations"))
-    assert recs.columns == ["user_idx", "user_id", "rank", "item_idx", "item_id", "score"]
-    # Each user has 6 items minus 2 seen = 4 candidates: exactly 3 recommendations each.
-    assert recs.count() == N_USERS * 3 == summary["recommendations"]
-    assert {r["user_id"] for r in recs.collect()} == {f"u{u}" for u in range(N_USERS)}
+    assert summary["serving_nnz"] == len(PAIRS) + len(HOLDOUT)
+    assert summary["fits"]["evaluation"]["interactions"] == len(PAIRS)
+    assert summary["fits"]["serving"]["interactions"] == len(PAIRS) + len(HOLDOUT)
+    assert summary["served_lists"] == {"users": 9, "model_users": 8, "popularity_users": 1, "rows": 18}
+
+    # Evaluation lists: training items excluded only (each user has 6 - 2 training items = 4 candidates).
+    evaluation = spark.read.parquet(str(out / "evaluation" / "recommendations"))
+    assert evaluation.columns == ["user_idx", "user_id", "rank", "item_idx", "item_id", "score"]
+    assert evaluation.count() == N_USERS * 3
+    assert not {(r["user_idx"], r["item_idx"]) for r in evaluation.collect()} & set(PAIRS)
+
+    # Served lists: nothing the user interacted with in the window, held-out items included.
+    served = spark.read.parquet(str(out / "recommendations"))
+    assert served.columns == ["user_id", "rank", "item_id", "score", "source", "user_idx", "item_idx"]
+    rows = served.collect()
+    window = {(f"u{u}", f"i{i}") for u, i in PAIRS + HOLDOUT} | set(WINDOW_ONLY)
+    assert not {(r["user_id"], r["item_id"]) for r in rows} & window
+    assert {r["user_id"] for r in rows if r["source"] == "model"} == {f"u{u}" for u in range(N_USERS)}
+    # u9 is outside the model: the most popular items (3 users each; ties by index) minus its own i0.
+    fallback = sorted(
+        (r["rank"], r["item_id"], r["score"], r["user_idx"]) for r in rows if r["user_id"] == "u9"
+    )
+    assert fallback == [(1, "i1", 4.0, None), (2, "i2", 4.0, None)]
+    assert {r["source"] for r in rows if r["user_id"] == "u9"} == {"popularity"}
+
     assert spark.read.parquet(str(out / "model" / "item_factors")).count() == N_ITEMS
     saved = json.loads((out / "model" / "params.json").read_text())
-    assert saved["params"]["factors"] == 4 and saved["engine"] == "implicit"
+    assert saved["params"]["factors"] == 4 and saved["engine"] == "implicit" and saved["serve_k"] == 2
+    assert not (out / "production").exists()  # no production plan given
 
-    # Same seed, same data: identical recommendations on a rerun (overwritten, not appended).
-    key = ["user_idx", "rank"]
-    first = [tuple(r) for r in recs.orderBy(key).collect()]
-    train_cf.run(spark, str(features), str(out), params, k=3)
+    # Same seed, same data: identical served lists on a rerun (overwritten, not appended).
+    key = ["user_id", "rank"]
+    first = [tuple(r) for r in served.orderBy(key).collect()]
+    train_cf.run(spark, str(features), str(out), params, k=3, serve_k=2)
     again = spark.read.parquet(str(out / "recommendations"))
     assert [tuple(r) for r in again.orderBy(key).collect()] == first
+
+
+def test_the_serving_fit_saw_train_and_holdout(spark, features, tmp_path):
+    params = TrainParams(factors=4, iterations=5, num_threads=1)
+    train_cf.run(spark, str(features), str(tmp_path / "m"), params, k=3, serve_k=2)
+    saved = spark.read.parquet(str(tmp_path / "m" / "model" / "user_factors")).orderBy("user_idx")
+    served_factors = np.stack([np.asarray(r["factors"]) for r in saved.collect()])
+
+    both = spark.read.parquet(str(features / "train")).unionByName(
+        spark.read.parquet(str(features / "holdout"))
+    )
+    direct = fit(spark, both, N_USERS, N_ITEMS, params).user_factors.orderBy("user_idx").collect()
+    np.testing.assert_array_equal(served_factors, np.stack([np.asarray(r["factors"]) for r in direct]))
+    train_only = fit(spark, spark.read.parquet(str(features / "train")), N_USERS, N_ITEMS, params)
+    train_factors = np.stack(
+        [np.asarray(r["factors"]) for r in train_only.user_factors.orderBy("user_idx").collect()]
+    )
+    assert not np.array_equal(served_factors, train_factors)
+
+
+def test_production_is_refitted_on_the_training_split_only(spark, features, tmp_path):
+    out = tmp_path / "m"
+    candidate = TrainParams(factors=4, iterations=5, num_threads=1)
+    production_params = TrainParams(factors=2, iterations=3, num_threads=1)
+    pointer = {"version": "2024-01-01_j-1", "ds": "2024-01-01", "params": production_params.as_dict()}
+    plan = production.plan(pointer, dt.date(2024, 1, 2), candidate, lambda _: None)
+    summary = train_cf.run(spark, str(features), str(out), candidate, k=3, serve_k=2, production_plan=plan)
+
+    assert summary["production"]["status"] == "refit"
+    assert summary["fits"]["production"]["interactions"] == len(PAIRS)  # never the holdout
+    doc = json.loads((out / "production" / "production.json").read_text())
+    assert doc["recommendations"] == str(out / "production" / "recommendations")
+    refit = spark.read.parquet(doc["recommendations"])
+    direct = fit(spark, spark.read.parquet(str(features / "train")), N_USERS, N_ITEMS, production_params)
+    expected = recommend_top_k(
+        spark,
+        direct.user_factors,
+        direct.item_factors,
+        spark.read.parquet(str(features / "train")),
+        N_ITEMS,
+        3,
+    )
+    key = ["user_idx", "rank"]
+    assert [(r["user_idx"], r["rank"], r["item_idx"]) for r in refit.orderBy(key).collect()] == [
+        (r["user_idx"], r["rank"], r["item_idx"]) for r in expected.orderBy(key).collect()
+    ]
+
+    same = production.plan({**pointer, "params": candidate.as_dict()}, dt.date(2024, 1, 2), candidate, None)
+    train_cf.run(spark, str(features), str(out), candidate, k=3, serve_k=2, production_plan=same)
+    doc = json.loads((out / "production" / "production.json").read_text())
+    assert doc["status"] == "same_config"
+    assert doc["recommendations"] == str(out / "evaluation" / "recommendations")
 
 
 def test_run_without_features_is_a_clear_error(spark, tmp_path):

@@ -1,0 +1,82 @@
+"""Most-popular items per user, skipping the user's own items: the evaluation baseline and the fallback
+list for users the model cannot serve.
+
+Popularity of an item = its number of distinct users in the interactions given. The catalogue order is
+most popular first, ties by ascending item index, so lists are deterministic.
+"""
+
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+import numpy as np
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from spark_jobs.common.topk import top_k_excluding
+
+
+class CatalogueMismatch(ValueError):
+    """Interaction item indices fall outside the catalogue: inputs from different feature builds."""
+
+
+def item_popularity(interactions: DataFrame, n_items: int) -> np.ndarray:
+    """Distinct users per item, float64 shape (n_items,); catalogue items without interactions get 0.
+
+    Collects one row per interacted item (at most the catalogue size) to the driver.
+    """
+    counts = interactions.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("users")).toPandas()
+    popularity = np.zeros(n_items, dtype=np.float64)
+    if len(counts):
+        idx = counts["item_idx"].to_numpy(dtype=np.int64)
+        bad = idx[(idx < 0) | (idx >= n_items)]
+        if len(bad):
+            raise CatalogueMismatch(
+                f"{len(bad)} item indices are outside the catalogue 0..{n_items - 1} "
+                f"(e.g. {int(bad.min())}): interactions and items/ come from different feature builds"
+            )
+        popularity[idx] = counts["users"].to_numpy(dtype=np.float64)
+    return popularity
+
+
+def popularity_ranking(popularity: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Catalogue order: ``(order, ranked_scores)``, both shape (n_items,).
+
+    ``order[p]`` is the item at position p (most popular first, ties by ascending item index) and
+    ``ranked_scores[p]`` its popularity.
+    """
+    order = np.lexsort((np.arange(len(popularity)), -popularity)).astype(np.int32)
+    return order, popularity[order]
+
+
+def popular_top_k(
+    order: np.ndarray, ranked_scores: np.ndarray, exclude: Sequence[np.ndarray], k: int
+) -> List[np.ndarray]:
+    """Top ``k`` of the popularity order per user, skipping that user's items (``exclude``).
+
+    A user excluding n items finds their top ``k`` within the first ``k + n`` positions of ``order``, so
+    :func:`top_k_excluding` only scores that prefix (columns in order position, hence ties still by item
+    index). Users are grouped by prefix length rounded up to a power of two, so one heavy user does not
+    make a whole batch score the full catalogue. Returns one int32 array per user (shorter than ``k`` only
+    when fewer eligible items exist).
+    """
+    n_items = len(order)
+    position = np.empty(n_items, dtype=np.int64)
+    position[order] = np.arange(n_items)
+    out: List[np.ndarray] = [np.empty(0, dtype=np.int32)] * len(exclude)
+    if n_items == 0 or not len(exclude):
+        return out
+    needed = np.array([k + len(items) for items in exclude], dtype=np.int64)
+    buckets = np.minimum(2 ** np.ceil(np.log2(needed)).astype(np.int64), n_items)
+    for prefix in np.unique(buckets):
+        rows = np.nonzero(buckets == prefix)[0]
+        # A read-only view repeated per row: top_k_excluding copies one row at a time.
+        scores = np.broadcast_to(ranked_scores[:prefix], (len(rows), int(prefix)))
+        excluded = []
+        for row in rows:
+            positions = position[np.asarray(exclude[row], dtype=np.int64)]
+            excluded.append(positions[positions < prefix])
+        chosen, _ = top_k_excluding(scores, excluded, k)
+        for row, cols in zip(rows, chosen):
+            out[row] = order[cols[cols >= 0]]
+    return out
