@@ -62,8 +62,8 @@ data-synthetic: $(STAMP) ## a seeded synthetic clickstream in data/synthetic/raw
 	$(PY) -m tools.datagen.clickstream --output $(DATA)/synthetic/raw --events $${EVENTS:-200000} --days $${DAYS:-3}
 
 .PHONY: run
-run: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) ## the real DAG on the local AWS stack with MovieLens-100K, then a summary (KEEP_STACK=1 leaves the stack up)
-	$(PY) -m tools.local_run --run-date $(RUN_DATE) $(if $(KEEP_STACK),--keep-stack)
+run: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) ## the real DAG on the local AWS stack with MovieLens-100K, then a summary (KEEP_STACK=1 leaves the stack up; CONFIG='{...}' overrides the DAG config)
+	$(PY) -m tools.local_run --run-date $(RUN_DATE) $(if $(KEEP_STACK),--keep-stack) $(if $(CONFIG),--config '$(CONFIG)')
 
 .PHONY: airflow
 airflow: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) ## Airflow (UI, scheduler, DAG processor, triggerer) on 127.0.0.1:8080 wired to the local stack (Ctrl-C stops it)
@@ -90,6 +90,27 @@ package: $(STAMP) ## build/code/<version>/: spark_jobs.zip, job entry points, bo
 deploy: $(STAMP) ## upload the packaged code to s3://$$ARTIFACT_BUCKET/code/<version>/ (ENDPOINT_URL= for LocalStack)
 	@test -n "$${ARTIFACT_BUCKET:-}" || { echo "ERROR: set ARTIFACT_BUCKET (the DAG config's artifact_bucket)" >&2; exit 1; }
 	$(PY) -m tools.deploy_code --bucket "$$ARTIFACT_BUCKET" $${ENDPOINT_URL:+--endpoint-url "$$ENDPOINT_URL"}
+
+# The registry CLI on the running local stack: the artefact bucket's registry/, the S3 endpoint
+# (LOCALSTACK_PORT honoured) and the test credentials, all from localstack/resources.json. LocalStack keeps
+# S3 in memory: use these while the stack is up (make run KEEP_STACK=1, make airflow). For real S3 run
+# python -m tools.registry_cli yourself (README, "Rolling back a model").
+LOCAL_REGISTRY_CLI = read -r bucket endpoint key secret region < <(PYTHONPATH=localstack $(PY) -c \
+	  'from local_aws.settings import load_resources, load_settings; r = load_resources(); \
+	  print(r["buckets"]["artifacts"], load_settings().localstack_url, r["aws_access_key_id"], \
+	  r["aws_secret_access_key"], r["region"])'); \
+	  env -u AWS_PROFILE AWS_ACCESS_KEY_ID="$$key" AWS_SECRET_ACCESS_KEY="$$secret" AWS_DEFAULT_REGION="$$region" \
+	  $(PY) -m tools.registry_cli
+
+.PHONY: registry
+registry: $(STAMP) ## the local stack's model registry: latest.json and the versions, newest first
+	@$(LOCAL_REGISTRY_CLI) show --registry "s3://$$bucket/registry" --endpoint-url "$$endpoint"
+
+.PHONY: rollback
+rollback: $(STAMP) ## point the local stack's latest.json back at a complete version (VERSION=, REASON=, BY=)
+	@test -n "$${VERSION:-}" && test -n "$${REASON:-}" || { echo "ERROR: usage: make rollback VERSION=<version> REASON=<why> [BY=<who>]" >&2; exit 2; }
+	@$(LOCAL_REGISTRY_CLI) rollback --registry "s3://$$bucket/registry" --endpoint-url "$$endpoint" \
+	  --version "$$VERSION" --reason "$$REASON" $${BY:+--by "$$BY"}
 
 .PHONY: test
 test: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) lint ## lint, then every suite: unit, Spark, DAG (moto), local stack, end to end

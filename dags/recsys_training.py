@@ -3,8 +3,15 @@
 
 **What it does.** For the logical date `ds` it waits for the day's raw interaction logs on S3, creates an
 EMR cluster, runs four Spark steps (`parse_logs` → `build_features` → `train_cf` → `evaluate`), always
-terminates the cluster, and then a quality gate either promotes the model into the registry (versioned
-copy, then the `latest.json` pointer) or holds it.
+terminates the cluster, and then a quality gate either promotes the model or holds it.
+
+`train_cf` fits twice: the *evaluation model* on the training split (the gate judges it) and the *serving
+model* on every interaction of the window, whose top-`serve_k` lists exclude everything the user already
+has (users outside the model get popularity lists). It also refits production's configuration on the
+same training split, so `evaluate` scores production and candidate on the same users and held-out
+interactions, neither having seen them. Promotion registers the serving model and its lists as a new
+version `registry/versions/<ds>_<cluster id>/` (one per training; never overwritten), then moves
+`registry/latest.json` to it by a conditional write, forward in logical date only. See docs/contracts.md.
 
 **When it fails (on call).**
 - An SNS alert names the task, the cluster id and, for a failed step, EMR's FailureDetails and the tail of
@@ -14,10 +21,13 @@ copy, then the `latest.json` pointer) or holds it.
   runs on every path), and nothing was promoted.
 - To reproduce by hand: the step's arguments are in the rendered `add_steps` template (Rendered tab);
   every job is a `spark-submit … --help` CLI. Outputs of a date are overwritten, so clearing the run
-  (or the whole DAG run) after a fix is safe: no step is added twice to a cluster, and a version already
-  promoted is not promoted again.
+  (or the whole DAG run) after a fix is safe: no step is added twice to a cluster, and the fixed
+  training is registered as a new version (a retried `promote_model` of the same training is a no-op).
 - `wait_for_data` timing out means the day's raw data (and its `_SUCCESS` marker) never arrived.
-- `quality_gate` writes its reasons to `runs/dt=<ds>/gate.json`; a held model is not an error.
+- `quality_gate` writes every number and rule to `runs/dt=<ds>/gate.json`; a held model is not an error.
+  It fails (and alerts) when metrics are missing or malformed.
+- A bad model went live: `make rollback VERSION=<version> REASON=...` locally, or
+  `python -m tools.registry_cli rollback` against real S3 (README).
 
 **Configuration.** One JSON object in the environment variable `AIRFLOW_VAR_RECSYS_TRAINING_CONFIG`
 overrides the documented defaults in `dags/recsys_dag/config.py` (buckets, prefixes, release label,
@@ -33,8 +43,8 @@ import os
 from airflow.providers.amazon.aws.operators.emr import EmrTerminateJobFlowOperator
 from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
-from airflow.sdk import DAG, Asset, chain, task
-from recsys_dag import registry
+from airflow.sdk import DAG, Asset, AssetAlias, chain, task
+from recsys_dag import promotion, registry
 from recsys_dag.alerts import FailureAlert, publish
 from recsys_dag.config import load_config
 from recsys_dag.emr_operators import EmrCreateJobFlowFromTemplateOperator, IdempotentEmrAddStepsOperator
@@ -50,6 +60,8 @@ cfg = load_config()
 # Identified by its URI alone: a fixed name with a config-dependent URI would clash (and the asset go
 # inactive, failing promote_model) as soon as a deployment changed its bucket or registry prefix.
 MODEL_ASSET = Asset(uri=registry_locations(cfg)["latest"], group="recsys_model")
+# promote_model emits through an alias, so an event for MODEL_ASSET exists only when latest.json moved.
+MODEL_UPDATES = AssetAlias("recsys_model_updates")
 aws = {"aws_conn_id": cfg.aws_conn_id, "region_name": cfg.region_name}
 task_timeout = dt.timedelta(seconds=cfg.task_timeout_seconds)
 # Without a triggerer, wait_for_data (hours of waiting) frees its worker slot between pokes. The step
@@ -80,6 +92,7 @@ with DAG(
         "cfg": cfg.as_dict(),
         "code": code_locations(cfg),
         "run_locations": functools.partial(run_locations, cfg),
+        "registry_locations": functools.partial(registry_locations, cfg),
     },
     doc_md=__doc__,
 ) as dag:
@@ -127,43 +140,73 @@ with DAG(
 
     @task.branch(task_id="quality_gate")
     def quality_gate(ds=None, run_id=None, ti=None) -> str:
-        """Compare the run's metrics with the thresholds and with production; write gate.json."""
+        """Judge the evaluation model (paired against production) and write gate.json."""
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        s3 = S3Hook(**aws)
+        s3 = S3Hook(**aws).get_conn()
         run = run_locations(cfg, ds)
         metrics = registry.read_json(s3, run["metrics"])
         if metrics is None:
             raise FileNotFoundError(f"evaluate wrote no metrics at {run['metrics']}")
-        latest = registry.read_json(s3, registry_locations(cfg)["latest"])
-        decision = decide(metrics, latest["metrics"] if latest else None, cfg)
+        pointer = registry.read_pointer(s3, registry_locations(cfg)["latest"])
+        production = {"version": pointer.version, "ds": pointer.ds} if pointer else None
+        decision = decide(metrics, production, ds, cfg)
         report = {
             "ds": ds,
             "run_id": run_id,
             "promote": decision.promote,
+            "make_live": decision.make_live,
             "reasons": decision.reasons,
-            "ndcg": decision.ndcg,
-            "popularity_ndcg": decision.popularity_ndcg,
-            "production_ndcg": decision.production_ndcg,
-            "production_version": latest.get("version") if latest else None,
-            "k": metrics["k"],
-            "users_evaluated": metrics.get("users_evaluated"),
+            **decision.numbers,
         }
         registry.write_json(s3, run["gate_report"], report)
         ti.xcom_push(key="decision", value=report)
         return "promote_model" if decision.promote else "hold_model"
 
-    @task(task_id="promote_model", outlets=[MODEL_ASSET])
-    def promote_model(ds=None, run_id=None) -> dict:
-        """Copy the model into registry/versions/<ds>/, then flip registry/latest.json to it."""
+    @task(task_id="promote_model", outlets=[MODEL_UPDATES])
+    def promote_model(ds=None, run_id=None, ti=None, outlet_events=None) -> dict:
+        """Register this training as a new version, then move latest.json to it (forward only)."""
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+        s3 = S3Hook(**aws).get_conn()
+        decision = ti.xcom_pull(task_ids="quality_gate", key="decision")
+        cluster_id = ti.xcom_pull(task_ids="create_cluster")
+        version = registry.version_id(ds, cluster_id)
         run = run_locations(cfg, ds)
-        reg = registry_locations(cfg, ds)
-        result = registry.promote(
-            S3Hook(**aws), ds, run["model"], run["metrics"], reg["version"], reg["latest"], run_id
+        reg = registry_locations(cfg, version)
+        pointer = promotion.pointer_document(
+            version=version,
+            ds=ds,
+            run_id=run_id,
+            version_uri=reg["version"],
+            metrics=registry.read_json(s3, run["metrics"]),
+            training=registry.read_json(s3, run["training_summary"]),
+            features=registry.read_json(s3, run["features_manifest"]),
+            code_version=cfg.code_version,
+            cluster_id=cluster_id,
         )
-        return {"version": result["version"], "promoted": result["promoted"], "uri": result["uri"]}
+        registered = registry.register_version(
+            s3,
+            reg["version"],
+            sources={"model": run["serving_model"], "recommendations": run["recommendations"]},
+            documents={"metrics.json": pointer["metrics"], "gate.json": decision},
+            manifest={"version": version, "ds": ds, "run_id": run_id, "pointer": pointer},
+        )
+        if decision["make_live"]:
+            live = {**registered["pointer"], "promoted_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+            moved = registry.move_latest(s3, reg["latest"], live)
+        else:
+            moved = registry.MoveResult(False, decision["reasons"][-1], None, 0)
+        if moved.moved:  # the Asset event means "latest.json changed", nothing else
+            outlet_events[MODEL_UPDATES].add(MODEL_ASSET, extra={"version": version})
+        return {
+            "version": version,
+            "registered": registered["registered"],
+            "live": moved.moved,
+            "note": moved.reason,
+            "conflicts": moved.conflicts,
+            "served_lists": pointer["served_lists"],
+        }
 
     @task(task_id="hold_model")
     def hold_model(ti=None) -> dict:
@@ -176,16 +219,7 @@ with DAG(
         """One-line run summary to the alert topic."""
         decision = ti.xcom_pull(task_ids="quality_gate", key="decision")
         promoted = ti.xcom_pull(task_ids="promote_model")
-        if promoted and promoted["promoted"]:
-            outcome = f"promoted version {promoted['version']}"
-        elif promoted:
-            outcome = f"version {promoted['version']} already promoted (rerun)"
-        else:
-            outcome = "held: " + "; ".join(r for r in decision["reasons"] if r.startswith("FAIL"))
-        summary = (
-            f"{DAG_ID} {ds}: {outcome}; ndcg@{decision['k']}={decision['ndcg']:.4f} "
-            f"popularity={decision['popularity_ndcg']:.4f} users={decision['users_evaluated']}"
-        )
+        summary = promotion.summary_line(DAG_ID, ds, decision, promoted)
         publish(cfg.aws_conn_id, cfg.region_name, cfg.alert_topic_arn, f"[recsys] OK {DAG_ID} {ds}", summary)
         return summary
 

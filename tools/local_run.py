@@ -1,6 +1,6 @@
 """The real DAG, end to end, on the local AWS stack: what ``make run`` does.
 
-    python -m tools.local_run [--run-date 1998-04-22] [--keep-stack] [--user 196]
+    python -m tools.local_run [--run-date 1998-04-22] [--keep-stack] [--user 196] [--config JSON]
 
 1. start the local stack (LocalStack + the local EMR endpoint) unless it is up;
 2. load MovieLens-100K raw events into the local data lake as the run date's partition (the whole
@@ -8,8 +8,9 @@
 3. package the jobs and deploy them to the artefact bucket (``code/<version>/``), as ``make deploy`` would;
 4. ``airflow dags test recsys_training <date>`` for real (SQLite metadata DB in var/airflow), the DAG
    unchanged, configured through ``AIRFLOW_VAR_RECSYS_TRAINING_CONFIG`` and the ``aws_local`` connection;
-5. print a summary: task states and durations, step durations, metrics table, where the model and the
-   recommendations are, and the top-10 of a sample user with movie titles;
+5. print a summary: task states and durations, step durations, metrics table (with the paired comparison
+   against production), the gate's rules, the live version, the served lists (users by source, list
+   lengths, items the user already had: must be 0) and the top-10 served to a sample user with titles;
 6. stop the stack (unless ``--keep-stack``); outputs stay in var/ and in the stack's S3 folder.
 """
 
@@ -128,7 +129,7 @@ def timed(label: str, timings: Dict[str, float], command: List[str], env=None) -
     timings[label] = time.perf_counter() - started
 
 
-def run(run_date: str, keep_stack: bool, user: Optional[str]) -> int:
+def run(run_date: str, keep_stack: bool, user: Optional[str], overrides: Optional[dict] = None) -> int:
     timings: Dict[str, float] = {}
     local_aws = [sys.executable, "-m", "local_aws"]
     stack_env = {**os.environ, "PYTHONPATH": str(ROOT / "localstack")}
@@ -140,7 +141,7 @@ def run(run_date: str, keep_stack: bool, user: Optional[str]) -> int:
         timings["load data + deploy code"] = time.perf_counter() - started
         print(f"loaded {files} raw files for dt={run_date}; deployed code {version}", flush=True)
 
-        env = airflow_env(local_config(version))
+        env = airflow_env(local_config(version, **(overrides or {})))
         AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
         # A fresh metadata DB each time: runs of earlier DAG versions (e.g. an asset since renamed) must not
         # decide this run, and the DAG processor's clean-up of orphans does not run under `dags test`.
@@ -235,52 +236,124 @@ def summary(
             seconds = f"{(end - start).total_seconds():8.1f}" if start and end else "       -"
             lines.append(f"  {step['Name']:<24}{step['Status']['State']:<18}{seconds}")
     arts = RESOURCES["buckets"]["artifacts"]
-    metrics_key = f"runs/dt={run_date}/evaluation/metrics.json"
-    try:
-        metrics = json.loads(s3.get_object(Bucket=arts, Key=metrics_key)["Body"].read())
-        lines += ["-- metrics (held-out latest interactions) --", metrics_table({"implicit ALS": metrics})]
-    except s3.exceptions.NoSuchKey:
-        lines.append(f"-- no metrics at s3://{arts}/{metrics_key} --")
-    try:
-        latest = json.loads(s3.get_object(Bucket=arts, Key="registry/latest.json")["Body"].read())
-        lines.append(f"-- model: s3://{arts}/registry/latest.json -> {latest['model_uri']}")
-    except s3.exceptions.NoSuchKey:
-        lines.append("-- model: not promoted (see gate.json) --")
-    recs_prefix = f"runs/dt={run_date}/model/recommendations/"
-    lines.append(f"-- recommendations: s3://{arts}/{recs_prefix}")
-    lines += top_10(s3, arts, recs_prefix, user)
+    run_prefix = f"runs/dt={run_date}"
+    metrics = read_json(s3, arts, f"{run_prefix}/evaluation/metrics.json")
+    if metrics:
+        lines += [
+            "-- metrics (evaluation model, held-out latest interactions) --",
+            metrics_table({"implicit ALS": metrics}),
+        ]
+        lines += production_lines(metrics)
+    else:
+        lines.append(f"-- no metrics at s3://{arts}/{run_prefix}/evaluation/metrics.json --")
+    gate = read_json(s3, arts, f"{run_prefix}/gate.json")
+    if gate:
+        lines.append("-- quality gate --")
+        lines += [f"  {reason}" for reason in gate["reasons"]]
+    latest = read_json(s3, arts, "registry/latest.json")
+    if latest:
+        lines.append(f"-- live model: {latest['version']} (s3://{arts}/registry/latest.json)")
+        lines.append(f"  model:           {latest.get('model') or latest.get('model_uri')}")
+        lines.append(f"  recommendations: {latest.get('recommendations')}")
+    else:
+        lines.append("-- live model: none (see gate.json) --")
+    served_uri = f"s3://{arts}/{run_prefix}/model/recommendations"
+    if latest and latest.get("ds") == run_date and latest.get("recommendations"):
+        served_uri = latest["recommendations"]  # what production serves now
+    lines += served_lists(s3, served_uri, f"{run_prefix}/features/window/", arts, user)
     lines.append("-- wall time (seconds) --")
     lines += [f"  {name:<28}{seconds:8.1f}" for name, seconds in timings.items()]
     return "\n".join(lines)
 
 
-def top_10(s3, bucket: str, prefix: str, user: Optional[str]) -> List[str]:
-    """The sample user's top-10 with movie titles (titles from the MovieLens catalogue file)."""
+def read_json(s3, bucket: str, key: str) -> Optional[dict]:
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+
+
+def read_parquet(s3, bucket: str, prefix: str):
+    """Every Parquet part under ``prefix`` as one pandas DataFrame (None when there is none)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
-    tables = [
-        pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read()))
-        for k in keys
-        if k.endswith(".parquet")
+    keys = [
+        obj["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for obj in page.get("Contents", [])
+        if obj["Key"].endswith(".parquet")
     ]
-    if not tables:
-        return ["  (no recommendations written)"]
-    import pyarrow as pa
+    if not keys:
+        return None
+    tables = [pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) for key in keys]
+    return pa.concat_tables(tables).to_pandas()
 
-    recs = pa.concat_tables(tables).to_pandas()
-    user = user or sorted(recs["user_id"].unique(), key=lambda u: (len(u), u))[0]
+
+def production_lines(metrics: dict) -> List[str]:
+    """The paired comparison with production, as the gate saw it."""
+    block = metrics.get("production") or {}
+    if "paired" not in block:
+        return [f"  production: {block.get('status', 'not compared')} ({block.get('reason', '')})"]
+    key = f"ndcg@{metrics['k']}"
+    paired = block["paired"]
+    return [
+        f"  production {block['version']} ({block['status']}): {key} {block['model'][key]:.4f} on the same "
+        f"{paired['users']} users; candidate - production {paired['mean_difference'][key]:+.4f} "
+        f"(se {paired['standard_error'][key]:.4f}; better for {paired['users_better']}, "
+        f"worse for {paired['users_worse']})"
+    ]
+
+
+def served_lists_check(served, window) -> Dict[str, object]:
+    """Counts of what is served: users by source, list lengths, and items the user already had."""
+    per_user = served.groupby("user_id").size()
+    seen = served.merge(window, on=["user_id", "item_id"], how="inner")
+    users_by_source = served.groupby("source")["user_id"].nunique().to_dict()
+    return {
+        "users": int(per_user.size),
+        "model_users": int(users_by_source.get("model", 0)),
+        "popularity_users": int(users_by_source.get("popularity", 0)),
+        "window_users": int(window["user_id"].nunique()),
+        "min_items": int(per_user.min()),
+        "max_items": int(per_user.max()),
+        "already_seen": len(seen),
+    }
+
+
+def served_lists(s3, served_uri: str, window_prefix: str, arts: str, user: Optional[str]) -> List[str]:
+    """The served lists as a user of the product sees them: coverage, repeats, and one user's top-10."""
+    bucket, _, prefix = served_uri[len("s3://") :].partition("/")
+    served = read_parquet(s3, bucket, prefix.rstrip("/") + "/")
+    window = read_parquet(s3, arts, window_prefix)
+    if served is None or window is None:
+        return [f"  (no served lists at {served_uri})"]
+    check = served_lists_check(served, window)
+    out = [
+        f"-- served lists: {served_uri}",
+        f"  {check['users']} users ({check['model_users']} model, {check['popularity_users']} popularity) "
+        f"of {check['window_users']} in the window; {check['min_items']}-{check['max_items']} items each; "
+        f"{check['already_seen']} items the user already interacted with",
+    ]
+    user = user or sorted(served["user_id"].unique(), key=lambda u: (len(u), u))[0]
     titles = {}
     items_file = ML_RAW / "_items.jsonl"
     if items_file.exists():
         for line in items_file.read_text().splitlines():
             item = json.loads(line)
             titles[str(item["item_id"])] = item.get("title", "")
-    mine = recs[recs["user_id"] == user].sort_values("rank")
-    out = [f"-- top-10 for user {user} --"]
+    mine = served[served["user_id"] == user].sort_values("rank").head(10)
+    theirs = set(window.loc[window["user_id"] == user, "item_id"])
+    repeats = int(mine["item_id"].isin(theirs).sum())
+    out.append(
+        f"-- top-10 served to user {user} ({len(theirs)} items in their history; {repeats} of them here) --"
+    )
     for _, row in mine.iterrows():
         title = titles.get(row["item_id"], "?")
-        out.append(f"  {int(row['rank']):>2}. {title} (item {row['item_id']}, score {row['score']:.3f})")
+        out.append(
+            f"  {int(row['rank']):>2}. {title} "
+            f"(item {row['item_id']}, {row['source']}, score {row['score']:.3f})"
+        )
     return out
 
 
@@ -289,11 +362,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--run-date", default="1998-04-22", help="logical date (MovieLens' last day)")
     parser.add_argument("--keep-stack", action="store_true", help="leave LocalStack and local EMR running")
     parser.add_argument("--user", default=None, help="sample user for the top-10 (default: the first id)")
+    parser.add_argument(
+        "--config",
+        type=json.loads,
+        default={},
+        help="JSON object of DAG config overrides, e.g. '{\"factors\": 32}' (see dags/recsys_dag/config.py)",
+    )
     args = parser.parse_args(argv)
     if not (ML_RAW / "_manifest.json").exists():
         print(f"ERROR: no MovieLens raw data at {ML_RAW}: run make data-movielens", file=sys.stderr)
         return 2
-    return run(args.run_date, args.keep_stack, args.user)
+    return run(args.run_date, args.keep_stack, args.user, args.config)
 
 
 if __name__ == "__main__":

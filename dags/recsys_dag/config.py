@@ -64,14 +64,22 @@ class PipelineConfig:
     algorithm: str = "als"  # als | bpr (implicit only)
     factors: int = 64
     iterations: int = 15
-    regularization: float = 30.0  # implicit ALS default (docs/benchmarks.md); use 0.01 with bpr or spark-als
+    # None = not passed to the job: the engine's own default applies (train_cf --help), so choosing
+    # spark-als or bpr never trains with implicit ALS's regularization.
+    regularization: Optional[float] = None
+    learning_rate: Optional[float] = None  # BPR only; None = train_cf's default
+    event_weights: Optional[str] = None  # "view=1,click=2,..." (build_features --weights); None = its default
     alpha: float = 1.0
-    k: int = 10
+    k: int = 10  # evaluation cut-off: metrics and the gate are @k
+    serve_k: int = 100  # length of each served list
     seed: int = 42
-    # --- quality gate (NDCG@k on the day's holdout)
-    min_ndcg: float = 0.05  # absolute floor
+    # --- quality gate (evaluation model on the day's holdout; production's configuration refitted on the
+    # same training split and scored on the same users: see docs/contracts.md)
+    min_ndcg: float = 0.05  # absolute floor of NDCG@k
     min_margin_over_popularity: float = 0.01  # model NDCG - popularity NDCG must reach this
-    max_regression_vs_production: float = 0.02  # production NDCG - model NDCG may not exceed this
+    max_regression_vs_production: float = 0.02  # paired mean NDCG drop vs production may not exceed this
+    min_users_evaluated: int = 100  # fewer users with held-out items: too noisy to judge
+    min_coverage: float = 0.02  # share of the catalogue in the evaluated users' top-k lists
     # --- alerting
     alert_topic_arn: str = ""  # SNS topic for failures and run summaries; "" = log only
     # --- scheduling and timeouts
@@ -99,12 +107,26 @@ class PipelineConfig:
 _FIELDS = {field.name: field for field in dataclasses.fields(PipelineConfig)}
 
 
+# Settings that may be null, and the type they have otherwise.
+_NULLABLE = {
+    "aws_conn_id": str,
+    "region_name": str,
+    "schedule": str,
+    "regularization": float,
+    "learning_rate": float,
+    "event_weights": str,
+}
+
+
 def _check_type(name: str, value: Any) -> Any:
     default = _FIELDS[name].default
-    if name in ("aws_conn_id", "region_name", "schedule"):
-        if value is None or isinstance(value, str):
+    if name in _NULLABLE:
+        kind = _NULLABLE[name]
+        if value is None or (isinstance(value, str) and kind is str):
             return value
-        raise ValueError(f"{name} must be a string or null, got {value!r}")
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ValueError(f"{name} must be a {kind.__name__} or null, got {value!r}")
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -130,6 +152,13 @@ def config_from_mapping(overrides: Mapping[str, Any]) -> PipelineConfig:
         raise ValueError(f"engine must be implicit or spark-als, got {config.engine!r}")
     if config.algorithm not in ("als", "bpr") or (config.engine == "spark-als" and config.algorithm != "als"):
         raise ValueError(f"algorithm {config.algorithm!r} is not available for engine {config.engine!r}")
+    for name in ("regularization", "learning_rate"):
+        if getattr(config, name) is not None and getattr(config, name) < 0:
+            raise ValueError(f"{name} must be >= 0 or null")
+    if config.k < 1 or config.serve_k < 1:
+        raise ValueError("k and serve_k must be >= 1")
+    if not 0 <= config.min_coverage <= 1:
+        raise ValueError("min_coverage must be in [0, 1]")
     if not 0 <= config.max_reject_ratio <= 1:
         raise ValueError("max_reject_ratio must be in [0, 1]")
     try:

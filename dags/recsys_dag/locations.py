@@ -39,8 +39,13 @@ def run_locations(cfg: PipelineConfig, ds: str) -> Dict[str, str]:
         "rejects": s3_uri(cfg.data_bucket, cfg.rejects_prefix, f"dt={ds}"),
         "run_root": s3_uri(*run),
         "features": s3_uri(*run, "features"),
-        "model": s3_uri(*run, "model"),
-        "recommendations": s3_uri(*run, "model", "recommendations"),
+        "features_manifest": s3_uri(*run, "features", "manifest.json"),
+        "model": s3_uri(*run, "model"),  # train_cf's output root
+        "serving_model": s3_uri(*run, "model", "model"),  # the serving fit: what is promoted
+        "training_summary": s3_uri(*run, "model", "model", "params.json"),
+        "recommendations": s3_uri(*run, "model", "recommendations"),  # the served lists
+        "evaluation_recommendations": s3_uri(*run, "model", "evaluation", "recommendations"),
+        "production": s3_uri(*run, "model", "production"),  # production's refit on this split
         "evaluation": s3_uri(*run, "evaluation"),
         "metrics": s3_uri(*run, "evaluation", "metrics.json"),
         "gate_report": s3_uri(*run, "gate.json"),

@@ -86,6 +86,24 @@ class StepScript:
         monkeypatch.setattr(emr_models.Step, "status", property(status))
 
 
+def scored(version: str, difference: float, production_ndcg: float = 0.20) -> dict:
+    """evaluate's production block: production's configuration scored on the same users."""
+    return {
+        "status": "refit",
+        "version": version,
+        "ds": version[:10],
+        "reason": "production's configuration refitted on today's split",
+        "model": {"ndcg@10": production_ndcg, "coverage": 0.3},
+        "paired": {
+            "users": 100,
+            "mean_difference": {"ndcg@10": difference},
+            "standard_error": {"ndcg@10": 0.004},
+            "users_better": 40,
+            "users_worse": 30,
+        },
+    }
+
+
 class World:
     """The mocked AWS account the DAG runs against, with helpers to arrange and inspect it."""
 
@@ -124,32 +142,53 @@ class World:
         self.s3.put_object(Bucket=LAKE, Key=f"raw/events/dt={ds}/part-0.jsonl", Body=b"{}\n")
         self.s3.put_object(Bucket=LAKE, Key=f"raw/events/dt={ds}/_SUCCESS", Body=b"")
 
-    def steps_wrote_outputs(self, ndcg: float, popularity: float = 0.10, ds: str = DS) -> None:
-        """What train_cf and evaluate would have written for ``ds``."""
-        for key in ("model/user_factors/part-0.parquet", "model/recommendations/part-0.parquet"):
-            self.s3.put_object(Bucket=ARTS, Key=f"runs/dt={ds}/{key}", Body=b"parquet bytes")
+    def steps_wrote_outputs(
+        self,
+        ndcg: float,
+        popularity: float = 0.10,
+        ds: str = DS,
+        production: Optional[dict] = None,
+        users: int = 100,
+    ) -> None:
+        """What build_features, train_cf and evaluate would have written for ``ds``.
+
+        ``production``: evaluate's production block, e.g. :func:`scored` (default: no production yet).
+        """
+        run = f"runs/dt={ds}"
+        for key in (
+            "model/model/user_factors/part-0.parquet",
+            "model/model/item_factors/part-0.parquet",
+            "model/recommendations/part-0.parquet",
+            "model/evaluation/recommendations/part-0.parquet",
+        ):
+            self.s3.put_object(Bucket=ARTS, Key=f"{run}/{key}", Body=b"parquet bytes")
+        training = {
+            "engine": "implicit",
+            "params": {"engine": "implicit", "algorithm": "als", "factors": 64},
+            "serve_k": 100,
+            "served_lists": {"users": 120, "model_users": 100, "popularity_users": 20, "rows": 12000},
+        }
+        self.s3.put_object(Bucket=ARTS, Key=f"{run}/model/model/params.json", Body=json.dumps(training))
+        manifest = {"partitions_read": [f"s3://{LAKE}/parsed/events/dt={ds}"], "partitions_missing": []}
+        self.s3.put_object(Bucket=ARTS, Key=f"{run}/features/manifest.json", Body=json.dumps(manifest))
         metrics = {
             "k": 10,
-            "model": {
-                "precision@10": 0.1,
-                "recall@10": 0.1,
-                "ndcg@10": ndcg,
-                "map@10": 0.05,
-                "coverage": 0.3,
-            },
-            "popularity": {
-                "precision@10": 0.05,
-                "recall@10": 0.05,
-                "ndcg@10": popularity,
-                "map@10": 0.02,
-                "coverage": 0.01,
-            },
-            "users_evaluated": 100,
+            "model": {"ndcg@10": ndcg, "precision@10": 0.1, "coverage": 0.3},
+            "popularity": {"ndcg@10": popularity, "precision@10": 0.05, "coverage": 0.01},
+            "users_evaluated": users,
+            "production": production or {"status": "none", "version": None, "reason": "no production"},
         }
-        self.s3.put_object(Bucket=ARTS, Key=f"runs/dt={ds}/evaluation/metrics.json", Body=json.dumps(metrics))
+        self.s3.put_object(Bucket=ARTS, Key=f"{run}/evaluation/metrics.json", Body=json.dumps(metrics))
 
-    def production(self, version: str, ndcg: float) -> None:
-        latest = {"version": version, "metrics": {"k": 10, "model": {"ndcg@10": ndcg}}}
+    def production(self, version: str, ndcg: float, ds: Optional[str] = None) -> None:
+        """A live production model (a pointer in the current layout) whose stored NDCG is ``ndcg``."""
+        latest = {
+            "version": version,
+            "ds": ds or version[:10],
+            "model": f"s3://{ARTS}/registry/versions/{version}/model",
+            "recommendations": f"s3://{ARTS}/registry/versions/{version}/recommendations",
+            "metrics": {"k": 10, "model": {"ndcg@10": ndcg}},
+        }
         self.s3.put_object(Bucket=ARTS, Key="registry/latest.json", Body=json.dumps(latest))
 
     def latest(self) -> Optional[dict]:
@@ -195,10 +234,22 @@ def run_dag(monkeypatch, world: World, **overrides):
     return dag_run, states
 
 
+def asset_events() -> List[dict]:
+    """Asset events in the metadata DB for the model pointer (any URI ending in registry/latest.json)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(AssetModel.uri, AssetEvent.extra).join(AssetEvent.asset)).all()
+    return [{"uri": uri, "extra": extra} for uri, extra in rows if uri.endswith("registry/latest.json")]
+
+
 def test_happy_path_promotes_and_summarises(monkeypatch, world):
     StepScript().install(monkeypatch)
     world.day_arrives()
     world.steps_wrote_outputs(ndcg=0.20)
+    events_before = len(asset_events())
 
     dag_run, states = run_dag(monkeypatch, world)
 
@@ -209,18 +260,40 @@ def test_happy_path_promotes_and_summarises(monkeypatch, world):
     assert cluster["Status"]["State"] == "TERMINATED"
     steps = world.emr.list_steps(ClusterId=cluster["Id"])["Steps"]
     assert sorted(step["Name"] for step in steps) == sorted(JOBS)
+    version = f"{DS}_{cluster['Id']}"
     latest = world.latest()
-    assert latest["version"] == DS and latest["metrics"]["model"]["ndcg@10"] == 0.20
-    assert world.keys(ARTS, f"registry/versions/{DS}/") == [
-        f"registry/versions/{DS}/_manifest.json",
-        f"registry/versions/{DS}/metrics.json",
-        f"registry/versions/{DS}/model/recommendations/part-0.parquet",
-        f"registry/versions/{DS}/model/user_factors/part-0.parquet",
+    assert latest["version"] == version and latest["ds"] == DS and latest["run_id"] == dag_run.run_id
+    assert latest["model"] == f"s3://{ARTS}/registry/versions/{version}/model"
+    assert latest["recommendations"] == f"s3://{ARTS}/registry/versions/{version}/recommendations"
+    assert latest["metrics"]["model"]["ndcg@10"] == 0.20 and latest["promoted_at"]
+    assert latest["lineage"] == {
+        "code_version": "0.1.0",
+        "cluster_id": cluster["Id"],
+        "partitions_read": [f"s3://{LAKE}/parsed/events/dt={DS}"],
+        "partitions_missing": [],
+        "window": None,
+    }
+    prefix = f"registry/versions/{version}/"
+    assert world.keys(ARTS, prefix) == [
+        prefix + key
+        for key in (
+            "_manifest.json",
+            "gate.json",
+            "metrics.json",
+            "model/item_factors/part-0.parquet",
+            "model/params.json",
+            "model/user_factors/part-0.parquet",
+            "recommendations/part-0.parquet",
+        )
     ]
     gate = json.loads(world.s3.get_object(Bucket=ARTS, Key=f"runs/dt={DS}/gate.json")["Body"].read())
     assert gate["promote"] is True and all(reason.startswith("PASS") for reason in gate["reasons"])
+    assert gate["users_evaluated"] == 100 and gate["coverage"] == 0.3
     (summary,) = world.messages()
-    assert summary.startswith(f"recsys_training {DS}: promoted version {DS}; ndcg@10=0.2000")
+    assert summary.startswith(f"recsys_training {DS}: promoted version {version}; ndcg@10=0.2000")
+    assert "served lists: 120 users (100 model, 20 popularity)" in summary
+    events = asset_events()[events_before:]
+    assert [event["extra"] for event in events] == [{"version": version}]  # latest.json changed once
 
 
 @pytest.mark.parametrize("failing", JOBS)
@@ -284,16 +357,73 @@ def test_metrics_under_threshold_hold_the_model(monkeypatch, world):
     assert "held: FAIL ndcg@10 0.0400 vs floor 0.0500" in summary
 
 
-def test_regression_against_production_holds_the_model(monkeypatch, world):
+def test_the_paired_comparison_holds_a_worse_model_that_beats_the_stored_number(monkeypatch, world):
     StepScript().install(monkeypatch)
     world.day_arrives()
-    world.steps_wrote_outputs(ndcg=0.15, popularity=0.10)
-    world.production("2024-01-30", ndcg=0.20)  # 0.05 worse than production, tolerance 0.02
+    # Production's stored NDCG (another day's data) is 0.12: the candidate's 0.20 "beats" it. Scored on
+    # today's split, production's configuration reaches 0.25: the candidate is 0.05 worse.
+    world.production("2024-01-30_j-OLD", ndcg=0.12)
+    world.steps_wrote_outputs(ndcg=0.20, production=scored("2024-01-30_j-OLD", -0.05, 0.25))
+    events_before = len(asset_events())
 
     _, states = run_dag(monkeypatch, world)
 
-    assert states["hold_model"] == "success" and world.latest()["version"] == "2024-01-30"
-    assert "change vs production -0.0500" in world.messages()[0]
+    assert states["hold_model"] == "success" and world.latest()["version"] == "2024-01-30_j-OLD"
+    assert world.keys(ARTS, "registry/versions/") == []
+    assert "paired change vs production 2024-01-30_j-OLD -0.0500 (production 0.2500" in world.messages()[0]
+    gate = json.loads(world.s3.get_object(Bucket=ARTS, Key=f"runs/dt={DS}/gate.json")["Body"].read())
+    assert gate["paired_ndcg_difference"] == -0.05 and gate["production_ndcg"] == 0.25
+    assert len(asset_events()) == events_before
+
+
+def test_a_comparison_with_a_production_that_since_moved_holds(monkeypatch, world):
+    StepScript().install(monkeypatch)
+    world.day_arrives()
+    world.production("2024-01-30_j-NEW", ndcg=0.2)  # moved after train_cf scored j-OLD
+    world.steps_wrote_outputs(ndcg=0.20, production=scored("2024-01-30_j-OLD", +0.01))
+
+    _, states = run_dag(monkeypatch, world)
+
+    assert states["hold_model"] == "success"
+    assert (
+        "the run scored production 2024-01-30_j-OLD, but latest.json now names 2024-01-30_j-NEW"
+        in (world.messages()[0])
+    )
+
+
+def test_malformed_metrics_fail_the_gate_and_alert(monkeypatch, world):
+    StepScript().install(monkeypatch)
+    world.day_arrives()
+    world.steps_wrote_outputs(ndcg=0.20)
+    world.s3.put_object(Bucket=ARTS, Key=f"runs/dt={DS}/evaluation/metrics.json", Body=b'{"k": 10}')
+
+    dag_run, states = run_dag(monkeypatch, world)
+
+    assert dag_run.state == "failed" and states["quality_gate"] == "failed"
+    assert states["promote_model"] == "upstream_failed" and world.latest() is None
+    (alert,) = world.messages()
+    assert "task: quality_gate" in alert and "metrics.json lacks model.ndcg@10" in alert
+
+
+def test_a_backfill_is_registered_but_never_made_live(monkeypatch, world):
+    StepScript().install(monkeypatch)
+    world.day_arrives()
+    world.production("2024-02-03_j-NEWER", ndcg=0.30)
+    world.steps_wrote_outputs(
+        ndcg=0.20, production={"status": "older_date", "version": "2024-02-03_j-NEWER", "reason": "later"}
+    )
+    before = world.s3.get_object(Bucket=ARTS, Key="registry/latest.json")["Body"].read()
+    events_before = len(asset_events())
+
+    _, states = run_dag(monkeypatch, world)
+
+    assert states["promote_model"] == "success"
+    assert world.s3.get_object(Bucket=ARTS, Key="registry/latest.json")["Body"].read() == before
+    (cluster,) = world.clusters()
+    assert f"registry/versions/{DS}_{cluster['Id']}/_manifest.json" in world.keys(ARTS, "registry/")
+    (summary,) = world.messages()
+    assert f"registered version {DS}_{cluster['Id']}, not live: SKIP paired check" in summary
+    assert len(asset_events()) == events_before
 
 
 def test_throttled_describe_step_is_ridden_out(monkeypatch, world):
@@ -308,30 +438,32 @@ def test_throttled_describe_step_is_ridden_out(monkeypatch, world):
     assert dag_run.state == "success" and states["watch_parse_logs"] == "success"
 
 
-def test_rerun_of_the_same_date_is_idempotent(monkeypatch, world):
+def test_a_rerun_after_a_fix_is_promoted_as_a_new_version(monkeypatch, world):
     StepScript().install(monkeypatch)
     world.day_arrives()
     world.steps_wrote_outputs(ndcg=0.20)
 
     first_run, _ = run_dag(monkeypatch, world)
-    keys_after_first = world.keys(ARTS) + world.keys(LAKE)
-    latest_after_first = world.s3.get_object(Bucket=ARTS, Key="registry/latest.json")
+    first = world.latest()
     world.messages()
-
+    # The fixed rerun: evaluate compared it with the first version (same configuration, no change).
+    world.steps_wrote_outputs(ndcg=0.21, production=scored(first["version"], 0.0))
     second_run, _ = run_dag(monkeypatch, world)
 
     assert first_run.state == second_run.state == "success"
-    assert world.keys(ARTS) + world.keys(LAKE) == keys_after_first  # same keys, nothing added
-    latest_after_second = world.s3.get_object(Bucket=ARTS, Key="registry/latest.json")
-    assert latest_after_second["ETag"] == latest_after_first["ETag"]
-    assert latest_after_second["LastModified"] == latest_after_first["LastModified"]  # not rewritten
+    second = world.latest()
+    assert second["version"] != first["version"] and second["ds"] == first["ds"] == DS
+    assert second["metrics"]["model"]["ndcg@10"] == 0.21
+    manifests = [key for key in world.keys(ARTS, "registry/versions/") if key.endswith("_manifest.json")]
+    assert len(manifests) == 2  # both versions kept, neither overwritten
     clusters = world.clusters()
     assert len(clusters) == 2  # one per run, both terminated
     for cluster in clusters:
         steps = world.emr.list_steps(ClusterId=cluster["Id"])["Steps"]
         assert sorted(step["Name"] for step in steps) == sorted(JOBS)  # no duplicated steps
     (summary,) = world.messages()
-    assert f"version {DS} already promoted (rerun)" in summary
+    assert f"promoted version {second['version']}" in summary
+    assert f"paired vs production {first['version']} +0.0000" in summary
 
 
 def test_retried_add_steps_does_not_add_them_twice(monkeypatch, world):

@@ -23,6 +23,7 @@ DAG_ACTIONS = {
     "s3:ListBucket",  # sensors, registry copy
     "s3:GetObject",  # marker, metrics, latest.json, step logs
     "s3:PutObject",  # gate.json, registry
+    "s3:DeleteObject",  # registry: leftovers of an unfinished version (delete_objects)
     "sns:Publish",  # alerts and summaries
 }
 

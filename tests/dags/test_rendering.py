@@ -96,19 +96,63 @@ def test_step_arguments_parse_with_the_jobs_own_parsers(rendered):
     train = _job_args(steps, "train_cf")
     assert train.features == features.output
     assert train.output == "s3://arts/runs/dt=2024-01-31/model"
-    assert (train.engine, train.algorithm, train.factors, train.iterations, train.k) == (
+    assert (train.engine, train.algorithm, train.factors, train.iterations, train.k, train.serve_k) == (
         "implicit",
         "als",
         64,
         15,
         10,
+        100,
     )
+    assert train.production_pointer == "s3://arts/registry/latest.json"
+    assert train.run_date.isoformat() == DS
 
     evaluate = _job_args(steps, "evaluate")
     assert evaluate.features == features.output
-    assert evaluate.recommendations == "s3://arts/runs/dt=2024-01-31/model/recommendations"
+    assert evaluate.recommendations == "s3://arts/runs/dt=2024-01-31/model/evaluation/recommendations"
+    assert evaluate.production == "s3://arts/runs/dt=2024-01-31/model/production"
     assert evaluate.output == "s3://arts/runs/dt=2024-01-31/evaluation"
     assert evaluate.k == 10
+
+
+def _render_steps(**overrides):
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        dag = load_dag_module(monkeypatch, data_bucket="lake", artifact_bucket="arts", **overrides).dag
+        context = {"ds": DS, "run_id": RUN_ID, "dag": dag}
+        text = dag.task_dict["add_steps"].render_template(
+            "steps.json", context, jinja_env=dag.get_template_env()
+        )
+    finally:
+        monkeypatch.undo()
+    return json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "engine,algorithm,regularization",
+    [("implicit", "als", 30.0), ("implicit", "bpr", 0.01), ("spark-als", "als", 0.01)],
+)
+def test_each_engine_trains_with_its_own_defaults(engine, algorithm, regularization):
+    """Unset in config, regularization and learning rate are not passed: the job's per-engine default
+    applies, so choosing bpr or spark-als never trains with implicit ALS's 30."""
+    from spark_jobs.common.engines import TrainParams
+
+    steps = _render_steps(engine=engine, algorithm=algorithm)
+    args = next(s for s in steps if s["Name"] == "train_cf")["HadoopJarStep"]["Args"]
+    assert "--regularization" not in args and "--learning-rate" not in args
+    train = _job_args(steps, "train_cf")
+    assert (train.engine, train.algorithm, train.regularization) == (engine, algorithm, None)
+    params = TrainParams(engine=train.engine, algorithm=train.algorithm, regularization=train.regularization)
+    assert params.regularization == regularization
+
+
+def test_engine_parameters_set_in_config_reach_the_jobs():
+    steps = _render_steps(
+        engine="implicit", algorithm="bpr", regularization=0.05, learning_rate=0.02, event_weights="view=0.5"
+    )
+    train = _job_args(steps, "train_cf")
+    assert (train.regularization, train.learning_rate) == (0.05, 0.02)
+    assert _job_args(steps, "build_features").weights["view"] == 0.5
 
 
 def test_config_rejects_unknown_keys_and_wrong_types(monkeypatch):
@@ -132,10 +176,12 @@ def test_dag_defaults_match_the_jobs_defaults():
     from spark_jobs.common.engines import TrainParams
 
     cfg, params = PipelineConfig(), TrainParams()
-    for name in ("engine", "algorithm", "factors", "iterations", "regularization", "alpha", "seed"):
+    for name in ("engine", "algorithm", "factors", "iterations", "alpha", "seed"):
         assert getattr(cfg, name) == getattr(params, name), name
     features = build_features.parse_args(["--events", "e", "--run-date", "2024-01-01", "--output", "o"])
     assert (cfg.lookback_days, cfg.half_life_days) == (features.lookback_days, features.half_life_days)
     assert (cfg.min_user_items, cfg.min_item_users) == (features.min_user_items, features.min_item_users)
     assert cfg.holdout_fraction == features.holdout_fraction
-    assert cfg.k == train_cf.parse_args(["--features", "f", "--output", "o"]).k
+    train = train_cf.parse_args(["--features", "f", "--output", "o"])
+    assert (cfg.k, cfg.serve_k) == (train.k, train.serve_k)
+    assert cfg.regularization is None and cfg.learning_rate is None and cfg.event_weights is None

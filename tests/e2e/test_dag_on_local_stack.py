@@ -19,6 +19,7 @@ from tools.run_chain import run_chain
 pytestmark = pytest.mark.e2e
 
 DS = "2024-01-31"
+JOBS = ("parse_logs", "build_features", "train_cf", "evaluate")
 
 
 def stable_keys(keys):
@@ -47,15 +48,24 @@ def read_parquet(scenario: Scenario, bucket: str, prefix: str) -> pd.DataFrame:
     return pa.concat_tables(tables).to_pandas()
 
 
-def set_production(scenario: Scenario, ndcg: float) -> None:
+def set_production(scenario: Scenario, **params) -> str:
+    """A live production model from an earlier date whose recorded configuration is ``params``."""
+    from spark_jobs.common.engines import TrainParams
+
+    version = "2024-01-01_j-EARLIER"
+    root = f"s3://{scenario.arts}/{scenario.key('registry_prefix', 'versions', version)}"
     latest = {
-        "version": "2024-01-01",
-        "model_uri": "s3://nowhere",
-        "metrics": {"k": 10, "model": {"ndcg@10": ndcg}},
+        "version": version,
+        "ds": "2024-01-01",
+        "model": f"{root}/model",
+        "recommendations": f"{root}/recommendations",
+        "params": TrainParams(**params).as_dict(),
+        "metrics": {"k": 10, "model": {"ndcg@10": 0.5}},  # a stored number the gate must not use
     }
     client("s3").put_object(
         Bucket=scenario.arts, Key=scenario.key("registry_prefix", "latest.json"), Body=json.dumps(latest)
     )
+    return version
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +79,9 @@ def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model
     scenario, raw_day, tmp_path, spark_env
 ):
     upload_day(scenario, raw_day)
-    set_production(scenario, ndcg=0.001)  # a worse production model: the new one must replace it
+    # Production's configuration is worse: refitted on today's split it loses, so the candidate wins
+    # the paired comparison (production's stored 0.5 is another day's number and plays no part).
+    old = set_production(scenario, factors=2, iterations=1)
 
     proc = scenario.run_dag(DS)
 
@@ -77,7 +89,14 @@ def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model
     states = scenario.task_states(DS)
     assert states["terminate_cluster"] == "success" and states["promote_model"] == "success", states
     latest = scenario.read_json(scenario.arts, scenario.key("registry_prefix", "latest.json"))
-    assert latest["version"] == DS
+    assert latest["version"].startswith(f"{DS}_j-") and latest["ds"] == DS
+    dag_metrics = scenario.read_json(
+        scenario.arts, scenario.key("runs_prefix", f"dt={DS}", "evaluation", "metrics.json")
+    )
+    production = dag_metrics.pop("production")
+    assert production["status"] == "refit" and production["version"] == old
+    assert production["paired"]["users"] == dag_metrics["users_evaluated"]
+    assert production["paired"]["mean_difference"]["ndcg@10"] > 0
 
     # The same jobs, spark-submitted directly on the same input with the arguments the DAG's config gives.
     cfg = scenario.effective_config()
@@ -89,14 +108,11 @@ def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model
         features_args=("--half-life-days", str(cfg.half_life_days)),
         train_args=tuple(
             arg
-            for name in ("factors", "iterations", "regularization", "alpha", "seed")
-            for arg in (f"--{name}", str(getattr(cfg, name)))
+            for name in ("factors", "iterations", "alpha", "seed", "serve_k")
+            for arg in (f"--{name.replace('_', '-')}", str(getattr(cfg, name)))
         ),
         max_reject_ratio=cfg.max_reject_ratio,
         per_day=True,
-    )
-    dag_metrics = scenario.read_json(
-        scenario.arts, scenario.key("runs_prefix", f"dt={DS}", "evaluation", "metrics.json")
     )
     assert dag_metrics == chain.metrics["implicit"]
 
@@ -107,37 +123,51 @@ def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model
         dag_events.sort_values(key).reset_index(drop=True),
         local_events.sort_values(key).reset_index(drop=True),
     )
-    dag_recs = read_parquet(
-        scenario, scenario.arts, scenario.key("runs_prefix", f"dt={DS}", "model", "recommendations")
-    )
-    local_recs = pd.read_parquet(chain.path("models", "implicit", f"dt={DS}", "recommendations"))
-    order = ["user_idx", "rank"]
+    # What is served: the promoted version's lists, the chain's lists, and nothing the user already has.
+    columns = ["user_id", "rank", "item_id", "source"]
+    registry_root = f"s3://{scenario.arts}/"
+    served = read_parquet(scenario, scenario.arts, latest["recommendations"][len(registry_root) :])
+    served = served.sort_values(["user_id", "rank"]).reset_index(drop=True)
+    local_served = pd.read_parquet(chain.path("models", "implicit", f"dt={DS}", "recommendations"))
     pd.testing.assert_frame_equal(
-        dag_recs.sort_values(order).reset_index(drop=True)[["user_id", "rank", "item_id"]],
-        local_recs.sort_values(order).reset_index(drop=True)[["user_id", "rank", "item_id"]],
+        served[columns], local_served.sort_values(["user_id", "rank"]).reset_index(drop=True)[columns]
     )
+    window = read_parquet(
+        scenario, scenario.arts, scenario.key("runs_prefix", f"dt={DS}", "features", "window")
+    )
+    assert served.merge(window, on=["user_id", "item_id"]).empty
+    assert set(served["user_id"]) == set(window["user_id"])  # every user of the window has a list
+    assert served.groupby("user_id").size().max() == cfg.serve_k
     (summary,) = alerts_about(f"recsys_training {DS}: promoted")
-    assert "ndcg@10=" in summary
+    assert "ndcg@10=" in summary and f"paired vs production {old} +" in summary
 
-    # A second run of the same date: same keys, no duplicated steps, no second promotion.
-    keys_before = stable_keys(
-        scenario.keys(scenario.arts, scenario.tag) + scenario.keys(scenario.lake, scenario.tag)
-    )
-    latest_before = client("s3").head_object(
-        Bucket=scenario.arts, Key=scenario.key("registry_prefix", "latest.json")
-    )
+    # A rerun of the date trains again on a new cluster: a new version, compared with the first.
     again = scenario.run_dag(DS)
     assert again.returncode == 0, again.stdout[-3000:]
-    keys_after = stable_keys(
-        scenario.keys(scenario.arts, scenario.tag) + scenario.keys(scenario.lake, scenario.tag)
+    rerun = scenario.read_json(scenario.arts, scenario.key("registry_prefix", "latest.json"))
+    assert rerun["version"] != latest["version"] and rerun["ds"] == DS
+    rerun_metrics = scenario.read_json(
+        scenario.arts, scenario.key("runs_prefix", f"dt={DS}", "evaluation", "metrics.json")
     )
-    assert keys_after == keys_before
-    latest_after = client("s3").head_object(
-        Bucket=scenario.arts, Key=scenario.key("registry_prefix", "latest.json")
+    assert rerun_metrics["production"]["status"] == "same_config"
+    assert rerun_metrics["production"]["version"] == latest["version"]
+    versions = scenario.keys(scenario.arts, scenario.key("registry_prefix", "versions"))
+    assert {
+        key.split("/versions/")[1].split("/")[0] for key in versions if key.endswith("_manifest.json")
+    } == {
+        latest["version"],
+        rerun["version"],
+    }
+    rerun_served = read_parquet(scenario, scenario.arts, rerun["recommendations"][len(registry_root) :])
+    pd.testing.assert_frame_equal(  # same data, same seed: the same lists
+        rerun_served.sort_values(["user_id", "rank"]).reset_index(drop=True)[columns], served[columns]
     )
-    assert latest_after["LastModified"] == latest_before["LastModified"]
-    (rerun_summary,) = alerts_about(f"recsys_training {DS}: version {DS} already promoted")
-    assert rerun_summary
+    emr = client("emr")
+    for version in (latest["version"], rerun["version"]):  # one cluster per training, no step twice
+        steps = emr.list_steps(ClusterId=version.split("_", 1)[1])["Steps"]
+        assert sorted(step["Name"] for step in steps) == sorted(JOBS)
+    (rerun_summary,) = alerts_about(f"recsys_training {DS}: promoted version {rerun['version']}")
+    assert "(same configuration)" not in rerun_summary and "+0.0000" in rerun_summary
 
 
 def test_a_step_that_really_fails_fails_the_run_and_alerts_with_its_stderr(scenario, tmp_path):
@@ -168,9 +198,10 @@ def test_a_step_that_really_fails_fails_the_run_and_alerts_with_its_stderr(scena
 
 def test_deferrable_sensors_and_a_better_production_model_is_kept(scenario, raw_day):
     upload_day(scenario, raw_day)
-    set_production(scenario, ndcg=0.99)  # nothing will beat this: the new model is held
-
-    proc = scenario.run_dag(DS, deferrable=True)
+    cfg = scenario.effective_config()
+    old = set_production(scenario, factors=cfg.factors, iterations=cfg.iterations)
+    # The candidate's configuration is the worse one now; any paired loss holds it.
+    proc = scenario.run_dag(DS, deferrable=True, factors=2, iterations=1, max_regression_vs_production=0.0)
 
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     states = scenario.task_states(DS)
@@ -180,9 +211,10 @@ def test_deferrable_sensors_and_a_better_production_model_is_kept(scenario, raw_
         for job in ("parse_logs", "build_features", "train_cf", "evaluate")
     )
     latest = scenario.read_json(scenario.arts, scenario.key("registry_prefix", "latest.json"))
-    assert latest["version"] == "2024-01-01"
+    assert latest["version"] == old
+    assert scenario.keys(scenario.arts, scenario.key("registry_prefix", "versions")) == []
     (summary,) = alerts_about(f"recsys_training {DS}: held")
-    assert "change vs production" in summary
+    assert f"paired change vs production {old} -" in summary
 
 
 @pytest.fixture(scope="module")
