@@ -68,7 +68,7 @@ BPR_GRID_FULL = {
 BPR_GRID_QUICK = {"factors": (64,), "learning_rate": (0.01,), "regularization": (0.01,), "iterations": (50,)}
 # Hyperparameters whose defaults the ALS sweep may change (TrainParams and the DAG config).
 TUNED = ("factors", "iterations", "regularization", "alpha")
-# train_cf's ALS defaults before this tuning (issue #6): the reference row of the page.
+# train_cf's ALS defaults before this tuning (the MovieLens tuning): the reference row of the page.
 PREVIOUS_ALS_DEFAULTS = {"factors": 64, "iterations": 15, "regularization": 0.01, "alpha": 1.0}
 
 
@@ -213,7 +213,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if before != chosen["params"]:
         models.append(final("als", before, "implicit ALS, train_cf defaults at run time", data, args.seed))
     models += [
-        final("als", PREVIOUS_ALS_DEFAULTS, "implicit ALS, defaults before #6", data, args.seed),
+        final("als", PREVIOUS_ALS_DEFAULTS, "implicit ALS, defaults before the tuning", data, args.seed),
         final("bpr", bpr_sweep[0]["params"], "implicit BPR, tuned", data, args.seed),
         final("bpr", bpr_defaults, "implicit BPR, train_cf defaults", data, args.seed),
     ]

@@ -109,7 +109,7 @@ def headline_rows(docs: Dict[str, Optional[Dict[str, Any]]]) -> List[List[str]]:
             [
                 "implicit ALS configuration chosen on validation",
                 ", ".join(f"{k} {v:g}" for k, v in chosen.items())
-                + f" ({status}; before #6: "
+                + f" ({status}; before the tuning: "
                 + ", ".join(f"{k} {v:g}" for k, v in quality["previous_als_defaults"].items())
                 + ")",
                 "n/a (quality)",
