@@ -3,9 +3,11 @@
     spark-submit spark_jobs/parse_logs.py --input URI --output URI --rejects URI [--max-reject-ratio R]
 
 Contract (docs/contracts.md): every non-blank input line is either accepted (one row in ``--output``) or
-rejected (one JSON line ``{"raw", "reason", "detail"}`` in ``--rejects``); blank lines are skipped and
-not counted. Duplicated ``event_id``: the copy with the earliest (event time, raw text) is kept, the others
-are rejected as ``duplicate_event_id``. Counts by reason go to ``_stats.json`` in the output folder. A
+rejected (one JSON line ``{"raw", "reason", "detail"}`` in ``--rejects``, plus ``"raw_base64"``, the
+exact bytes, for a line that is not UTF-8); blank lines are skipped and not counted. Any byte sequence
+is input: what a line is, and the limits, are in :mod:`spark_jobs.common.events`. Duplicated
+``event_id``: the copy with the earliest (event time, raw text) is kept, the others are rejected as
+``duplicate_event_id``. Counts by reason go to ``_stats.json`` in the output folder. A
 reject ratio above ``--max-reject-ratio`` fails the job (exit 2) after all outputs are written.
 """
 
@@ -27,7 +29,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from spark_jobs.common import fs
 from spark_jobs.common.cli import JobError, new_parser, ratio_arg, run_job
-from spark_jobs.common.events import DUPLICATE_EVENT_ID, REJECT_REASONS, is_blank, parse_line
+from spark_jobs.common.events import DUPLICATE_EVENT_ID, REJECT_REASONS, is_blank_bytes, parse_raw
 from spark_jobs.common.joblog import get_logger
 from spark_jobs.common.session import build_spark
 from spark_jobs.common.uris import join_uri
@@ -35,10 +37,11 @@ from spark_jobs.common.uris import join_uri
 JOB = "parse_logs"
 log = get_logger(JOB)
 
-# What parse_line yields per line, before duplicate detection (timestamps as UTC epoch microseconds).
+# What parse_raw yields per line, before duplicate detection (timestamps as UTC epoch microseconds).
 _PARSED_LINE = StructType(
     [
         StructField("raw", StringType(), False),
+        StructField("raw_base64", StringType(), True),  # the exact bytes, only when they are not UTF-8
         StructField("reason", StringType(), True),
         StructField("detail", StringType(), True),
         StructField("event_id", StringType(), True),
@@ -59,16 +62,16 @@ PARTITIONS_PER_INPUT_SPLIT = 4
 
 
 def _parse_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """mapInPandas body: apply :func:`parse_line` to every non-blank line of each Arrow batch."""
+    """mapInPandas body: apply :func:`parse_raw` to every non-blank line (bytes) of each Arrow batch."""
     columns = [field.name for field in _PARSED_LINE.fields]
     for batch in batches:
         rows = []
         for line in batch["value"]:
-            if is_blank(line):
+            if is_blank_bytes(line):
                 continue
-            parsed = parse_line(line)
+            raw, raw_base64, parsed = parse_raw(bytes(line))
             value = None if parsed.value is None else repr(parsed.value)
-            rows.append((line, *parsed[:-1], value))
+            rows.append((raw, raw_base64, *parsed[:-1], value))
         frame = pd.DataFrame.from_records(rows, columns=columns)
         # Nullable integers: a float64 column with NaN would round-trip microseconds through doubles.
         frame["event_ts_us"] = frame["event_ts_us"].astype("Int64")
@@ -76,8 +79,19 @@ def _parse_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
 
 
 def validate_lines(lines: DataFrame) -> DataFrame:
-    """Raw lines (one string column ``value``) -> one row per non-blank line, shaped as ``_PARSED_LINE``."""
-    return lines.mapInPandas(_parse_batches, schema=_PARSED_LINE)
+    """Raw lines (one column ``value``) -> one row per non-blank line, shaped as ``_PARSED_LINE``.
+
+    The lines reach Python as bytes: Spark's text source does not check UTF-8, and an undecodable
+    string would fail the Arrow conversion (and the whole job) instead of being rejected.
+    """
+    return lines.select(F.col("value").cast("binary").alias("value")).mapInPandas(
+        _parse_batches, schema=_PARSED_LINE
+    )
+
+
+def read_lines(spark: SparkSession, input_uri: str) -> DataFrame:
+    """The raw lines under ``input_uri`` (files or nested folders, .gz ok), split at ``\\n`` only."""
+    return spark.read.option("recursiveFileLookup", "true").option("lineSep", "\n").text(input_uri)
 
 
 def mark_duplicates(parsed: DataFrame, num_partitions: Optional[int] = None) -> DataFrame:
@@ -116,8 +130,9 @@ def accepted_events(marked: DataFrame) -> DataFrame:
 
 
 def rejected_lines(marked: DataFrame) -> DataFrame:
-    """Rejected lines as ``{raw, reason, detail}``, ready to write as JSON lines."""
-    return marked.where(F.col("reason").isNotNull()).select("raw", "reason", "detail")
+    """Rejected lines as ``{raw, reason, detail[, raw_base64]}``, ready to write as JSON lines
+    (``raw_base64`` only for lines that are not UTF-8: the JSON writer leaves out null fields)."""
+    return marked.where(F.col("reason").isNotNull()).select("raw", "reason", "detail", "raw_base64")
 
 
 def duplicate_check_partitions(spark: SparkSession, lines: DataFrame) -> int:
@@ -164,8 +179,7 @@ def run(
     Returns the stats record (also written to ``stats_uri``, default ``<output>/_stats.json``).
     """
     stats_uri = stats_uri or join_uri(output_uri, "_stats.json")
-    # recursiveFileLookup: accept a dt= folder with part files or nested folders alike.
-    lines = spark.read.option("recursiveFileLookup", "true").text(input_uri)
+    lines = read_lines(spark, input_uri)
     partitions = duplicate_check_partitions(spark, lines)
     # Parsed once (the Python parse is the expensive part), read four times (count, reject counts, the
     # two writes). Cached on local disk, not in the JVM heap: an in-memory cache of the whole day,

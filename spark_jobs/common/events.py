@@ -1,12 +1,23 @@
-"""Validation and normalisation of one raw interaction event (docs/contracts.md), in pure Python.
+r"""Validation and normalisation of one raw interaction event (docs/contracts.md), in pure Python.
 
-:func:`parse_line` turns one raw JSON line into either a normalised event or a reject reason. It has no
-Spark dependency so the whole contract is unit-tested directly; parse_logs applies it to every line.
-Duplicate detection (``duplicate_event_id``) needs all lines at once and lives in parse_logs.
+:func:`parse_raw` turns one raw line, any byte sequence, into either a normalised event or a reject
+reason, and :func:`parse_line` does the same for a line already decoded. No Spark dependency, so the
+whole contract is unit-tested directly, and parse_logs is property-tested against it. Duplicate
+detection (``duplicate_event_id``) needs all lines at once and lives in parse_logs.
+
+What a line is: the bytes between two ``\n`` (a ``\r`` before the ``\n`` stays in the line, where JSON
+treats it as whitespace). A leading UTF-8 byte-order mark is stripped before parsing (editors on
+Windows write one) and kept in ``raw``. A line that is not UTF-8 is rejected as ``invalid_utf8``; its
+``raw`` is the text with each undecodable byte written ``\xNN``, and ``raw_base64`` holds the exact bytes.
+
+Explicit limits, so that no line depends on the interpreter's (recursion, integer digits):
+:data:`MAX_LINE_BYTES` per line (``line_too_long``), :data:`MAX_NESTING` levels of JSON arrays and
+objects and :data:`MAX_INT_DIGITS` digits per JSON integer (both ``malformed_json``).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import math
@@ -24,7 +35,11 @@ UNKNOWN_EVENT_TYPE = "unknown_event_type"
 INVALID_TIMESTAMP = "invalid_timestamp"
 OUT_OF_RANGE_VALUE = "out_of_range_value"
 DUPLICATE_EVENT_ID = "duplicate_event_id"
+INVALID_UTF8 = "invalid_utf8"
+LINE_TOO_LONG = "line_too_long"
 REJECT_REASONS = (
+    INVALID_UTF8,
+    LINE_TOO_LONG,
     MALFORMED_JSON,
     MISSING_FIELD,
     INVALID_TYPE,
@@ -35,6 +50,14 @@ REJECT_REASONS = (
 )
 
 REQUIRED_FIELDS = ("event_id", "user_id", "item_id", "event_type", "ts")
+
+MAX_LINE_BYTES = 1 << 20  # 1 MiB: a real event is a few hundred bytes
+MAX_NESTING = 32  # levels of JSON arrays/objects; an event needs 2
+# Integers past a double's range are still JSON (``out_of_range_value`` where a number is expected);
+# the limit only stops the parse before Python's own 4,300-digit guard decides for us.
+MAX_INT_DIGITS = 1000
+_BOM = b"\xef\xbb\xbf"
+_BLANK_BYTES = b" \t\r\n\x0b\x0c"
 
 # ISO-8601 date-time with a mandatory offset (Z or ±HH:MM / ±HHMM); fraction up to nanoseconds.
 _ISO_RE = re.compile(
@@ -69,9 +92,69 @@ def _reject_constant(token: str) -> float:
     raise ValueError(f"non-standard JSON constant {token}")
 
 
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"integer of {len(digits.lstrip('-'))} digits exceeds {MAX_INT_DIGITS}")
+    return int(digits)
+
+
+def nesting_depth(text: str) -> int:
+    """Deepest level of ``[``/``{`` outside JSON strings (a malformed text still gets a number)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+class RawLine(NamedTuple):
+    """One raw line's outcome: ``raw`` is what a person reads (always valid text), ``raw_base64`` the
+    exact bytes when they are not UTF-8 (else None), ``parsed`` the verdict."""
+
+    raw: str
+    raw_base64: Optional[str]
+    parsed: ParsedLine
+
+
+def is_blank_bytes(data: Optional[bytes]) -> bool:
+    """A blank line (empty, or ASCII whitespace only, after an optional BOM) is skipped and not counted."""
+    if data is None:
+        return True
+    if data.startswith(_BOM):
+        data = data[len(_BOM) :]
+    return not data.strip(_BLANK_BYTES)
+
+
+def parse_raw(data: bytes) -> RawLine:
+    """Validate one non-blank raw line given as bytes (see the module docstring for what a line is)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        readable = data.decode("utf-8", errors="backslashreplace")
+        detail = f"byte 0x{data[exc.start]:02x} at offset {exc.start} is not UTF-8"
+        encoded = base64.b64encode(data).decode("ascii")
+        return RawLine(readable, encoded, _reject(INVALID_UTF8, detail))
+    if len(data) > MAX_LINE_BYTES:
+        return RawLine(text, None, _reject(LINE_TOO_LONG, f"{len(data)} bytes > {MAX_LINE_BYTES}"))
+    return RawLine(text, None, parse_line(text[1:] if text.startswith("\ufeff") else text))
+
+
 def is_blank(line: Optional[str]) -> bool:
-    """Blank lines (empty or whitespace only) are skipped and not counted."""
-    return line is None or not line.strip()
+    """Blank lines (empty or ASCII whitespace only, after an optional BOM) are skipped and not counted."""
+    return line is None or is_blank_bytes(line.encode("utf-8", errors="surrogatepass"))
 
 
 def _is_int(value: Any) -> bool:
@@ -123,8 +206,11 @@ def parse_line(line: str) -> ParsedLine:
 
     Ids become strings, ``ts`` becomes UTC microseconds, ``value`` a float. Unknown fields are ignored.
     """
+    # Count brackets only when there could be too many: the common line has four.
+    if line.count("[") + line.count("{") > MAX_NESTING and nesting_depth(line) > MAX_NESTING:
+        return _reject(MALFORMED_JSON, f"JSON nested deeper than {MAX_NESTING} levels")
     try:
-        record = json.loads(line, parse_constant=_reject_constant)
+        record = json.loads(line, parse_constant=_reject_constant, parse_int=_bounded_int)
     except (ValueError, RecursionError) as exc:
         return _reject(MALFORMED_JSON, str(exc)[:200])
     if not isinstance(record, dict):

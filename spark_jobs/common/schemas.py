@@ -38,6 +38,7 @@ REJECTS = StructType(
         StructField("raw", StringType(), False),
         StructField("reason", StringType(), False),
         StructField("detail", StringType(), True),
+        StructField("raw_base64", StringType(), True),  # the exact bytes of a line that is not UTF-8
     ]
 )
 

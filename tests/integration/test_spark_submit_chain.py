@@ -6,6 +6,7 @@ every kind; assertions on the written outputs only.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -145,3 +146,40 @@ def test_packaged_bundle_runs_like_on_emr(spark_env, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     stats = json.loads((tmp_path / "out" / "_stats.json").read_text())
     assert (stats["lines"], stats["accepted"], stats["rejected"]) == (2, 1, 1)
+
+
+def test_spark_submitted_parse_logs_rejects_bytes_that_are_not_utf8(spark_env, tmp_path):
+    """The real spark-submit job on lines a log file can hold but nobody plans for: it must finish,
+    reconcile, and keep every rejected line's exact bytes."""
+    good = b'{"event_id":"%s","user_id":1,"item_id":2,"event_type":"view","ts":0}'
+    lines = [
+        good % b"a",
+        b"\xff\xfe\x00 latin-1 or worse \xe9",
+        b"\xef\xbb\xbf" + good % b"bom",
+        good % b"cr" + b"\r",
+        b"[" * 10_000,
+        b'{"n":' + b"9" * 5_000 + b"}",
+    ]
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "part.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    proc = subprocess.run(
+        [
+            "spark-submit", str(ROOT / "spark_jobs" / "parse_logs.py"),
+            "--input", str(raw), "--output", str(tmp_path / "out"), "--rejects", str(tmp_path / "rej"),
+        ],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = json.loads((tmp_path / "out" / "_stats.json").read_text())
+    assert (stats["lines"], stats["accepted"], stats["rejected"]) == (6, 3, 3)
+    assert stats["rejected_by_reason"]["invalid_utf8"] == 1
+    assert stats["rejected_by_reason"]["malformed_json"] == 2
+    rejects = [
+        json.loads(text)
+        for path in (tmp_path / "rej").glob("*.json")
+        for text in path.read_text(encoding="utf-8").splitlines()
+    ]
+    (bad,) = [r for r in rejects if r["reason"] == "invalid_utf8"]
+    assert base64.b64decode(bad["raw_base64"]) == lines[1]
+    assert bad["raw"] == "\\xff\\xfe\x00 latin-1 or worse \\xe9"

@@ -12,7 +12,7 @@ from typing import Any, Dict
 import numpy as np
 import pytest
 
-from spark_jobs.common.events import DUPLICATE_EVENT_ID, REJECT_REASONS, is_blank, parse_line
+from spark_jobs.common.events import DUPLICATE_EVENT_ID, REJECT_REASONS, is_blank_bytes, parse_raw
 from tools.datagen import clickstream
 
 pytestmark = pytest.mark.unit
@@ -22,7 +22,17 @@ SMALL = {"events": 5000, "days": 3, "end_date": "2024-01-31", "users": 300, "ite
 
 def _read(path: Path) -> str:
     data = path.read_bytes()
-    return (gzip.decompress(data) if path.name.endswith(".gz") else data).decode("utf-8")
+    # surrogateescape: bytes that are not UTF-8 (generated invalid_utf8 lines) survive the round trip.
+    return (gzip.decompress(data) if path.name.endswith(".gz") else data).decode("utf-8", "surrogateescape")
+
+
+def is_blank(line: str) -> bool:
+    return is_blank_bytes(line.encode("utf-8", "surrogateescape"))
+
+
+def parse_line(line: str):
+    """parse_logs' verdict on a line read back from a generated file."""
+    return parse_raw(line.encode("utf-8", "surrogateescape")).parsed
 
 
 def _tally(out: Path) -> Dict[str, Dict[str, Any]]:

@@ -143,3 +143,32 @@ def test_first_failing_check_wins():
 )
 def test_blank_lines(raw, blank):
     assert is_blank(raw) is blank
+
+
+_EVENT = b'{"event_id":"a","user_id":1,"item_id":2,"event_type":"view","ts":0}'
+
+
+@pytest.mark.parametrize(
+    "data,reason,detail",
+    [
+        (_EVENT, None, None),
+        (b"\xef\xbb\xbf" + _EVENT, None, None),  # a leading BOM is stripped
+        (_EVENT + b"\r", None, None),  # CR before the line feed: JSON whitespace
+        (b"\xe9" + _EVENT, "invalid_utf8", "byte 0xe9 at offset 0 is not UTF-8"),
+        (b"[" * 33 + b"]" * 33, "malformed_json", "JSON nested deeper than 32 levels"),
+        (b"[" * 32 + b"]" * 32, "malformed_json", "top-level JSON list, expected an object"),
+        (b'{"n":' + b"9" * 1001 + b"}", "malformed_json", "integer of 1001 digits exceeds 1000"),
+        (_EVENT[:-1] + b',"value":' + b"9" * 1000 + b"}", "out_of_range_value", "value too large"),
+        (_EVENT[:-1] + b',"pad":"' + b"x" * (1 << 20) + b'"}', "line_too_long", None),
+    ],
+)
+def test_raw_bytes_limits_and_what_a_line_is(data, reason, detail):
+    from spark_jobs.common.events import parse_raw
+
+    raw, raw_base64, parsed = parse_raw(data)
+    assert parsed.reason == reason
+    if detail is not None:
+        assert parsed.detail == detail
+    assert (raw_base64 is not None) == (reason == "invalid_utf8")
+    if reason is None:
+        assert parsed.event_id == "a" and raw == data.decode("utf-8")  # raw keeps the BOM and the CR

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import gzip
 import json
@@ -10,9 +11,11 @@ import pytest
 
 from spark_jobs import parse_logs
 from spark_jobs.common.cli import JobError
-from spark_jobs.common.events import REJECT_REASONS
+from spark_jobs.common.events import MAX_LINE_BYTES, REJECT_REASONS
 
 pytestmark = pytest.mark.spark
+
+NOT_UTF8 = b"\xe9t\xe9"  # Latin-1 "été"
 
 
 def event(event_id, ts="2024-01-02T03:04:05Z", **extra):
@@ -70,6 +73,7 @@ def _one_line_per_reason():
         "invalid_timestamp": event("x1", ts="2024-01-02"),
         "out_of_range_value": event("r1", event_type="rating", value=9),
         "duplicate_event_id": event("g1"),
+        "line_too_long": event("l1", session_id="s" * MAX_LINE_BYTES),
     }
     good = [event("g1"), event("g2"), event("g3")]
     return good, bad
@@ -80,13 +84,14 @@ def test_run_writes_outputs_rejects_and_reconciled_stats(spark, tmp_path):
     day = tmp_path / "raw" / "dt=2024-01-02"
     day.mkdir(parents=True)
     (day / "part-0.jsonl").write_text("\n".join([*good[:2], "", *bad.values()]) + "\n\n")
-    with gzip.open(day / "part-1.jsonl.gz", "wt") as handle:  # .gz input is read transparently
-        handle.write(good[2] + "\n")
+    with gzip.open(day / "part-1.jsonl.gz", "wb") as handle:  # .gz input is read transparently
+        handle.write(good[2].encode() + b"\n" + NOT_UTF8 + b"\n")
+    bad["invalid_utf8"] = "\\xe9t\\xe9"  # the readable form; the exact bytes are in raw_base64
     out, rej = tmp_path / "parsed", tmp_path / "rejects"
 
     stats = parse_logs.run(spark, str(day), str(out), str(rej))
 
-    assert stats["lines"] == 10 and stats["accepted"] == 3 and stats["rejected"] == 7
+    assert stats["lines"] == 12 and stats["accepted"] == 3 and stats["rejected"] == 9
     assert stats["rejected_by_reason"] == {reason: 1 for reason in REJECT_REASONS}
     assert json.loads((out / "_stats.json").read_text())["rejected_by_reason"] == stats["rejected_by_reason"]
     assert sorted(r["event_id"] for r in spark.read.parquet(str(out)).collect()) == ["g1", "g2", "g3"]
@@ -94,6 +99,7 @@ def test_run_writes_outputs_rejects_and_reconciled_stats(spark, tmp_path):
     assert len(reject_files) == 1  # one readable file
     written = [json.loads(row) for row in reject_files[0].read_text().splitlines()]
     assert sorted((r["reason"], r["raw"]) for r in written) == sorted((k, v) for k, v in bad.items())
+    assert [base64.b64decode(r["raw_base64"]) for r in written if "raw_base64" in r] == [NOT_UTF8]
 
 
 def test_rerun_overwrites_instead_of_appending(spark, tmp_path):

@@ -105,6 +105,9 @@ BAD_REASON_W = {
     ev.INVALID_TIMESTAMP: 0.16,
     ev.OUT_OF_RANGE_VALUE: 0.10,
     ev.DUPLICATE_EVENT_ID: 0.14,
+    ev.INVALID_UTF8: 0.04,
+    # 1 MiB each: rare, so a large day does not become mostly padding.
+    ev.LINE_TOO_LONG: 0.0005,
 }
 REASONS = ev.REJECT_REASONS
 if set(BAD_REASON_W) != set(REASONS):  # the contract grew a reason: the generator must learn it
@@ -330,6 +333,22 @@ class _BadLines:
             return line.replace('"event_id"', "event_id", 1)
         return line[:-1] + ',"session_id":"s\tx"}'  # a raw control character inside a string
 
+    def _invalid_utf8(self, rec: Dict[str, Any], ts_ms: int) -> str:
+        # Lone surrogates are written as the bytes they escape (surrogateescape): not UTF-8 on disk.
+        line = _compact(rec)
+        variant = int(self.rng.integers(4))
+        if variant == 0:  # Latin-1 text in a UTF-8 file
+            return line.replace('"view"', '"vi\udce9w"', 1).replace('"event_id":"', '"event_id":"\udce9', 1)
+        if variant == 1:  # a multi-byte sequence cut short
+            return line[:-2] + "\udce2\udc82" + line[-2:]
+        if variant == 2:  # a stray byte before the object
+            return "\udcff" + line
+        return line.replace('"ts"', '"t\udcc0\udcafs"', 1)  # an overlong encoding of "/"
+
+    def _line_too_long(self, rec: Dict[str, Any], ts_ms: int) -> str:
+        rec["session_id"] = "s" * (ev.MAX_LINE_BYTES + 1)  # valid JSON, but longer than any event
+        return _compact(rec)
+
     def _missing_field(self, rec: Dict[str, Any], ts_ms: int) -> str:
         variant = int(self.rng.integers(4))
         field = self._pick(ev.REQUIRED_FIELDS)
@@ -461,7 +480,8 @@ class _PartWriter:
 
     def write(self, lines: List[str], blank: int) -> None:
         """Queue ``lines`` (including ``blank`` blank ones) for writing, one per line."""
-        data = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+        # surrogateescape: lone surrogates in a generated line stand for bytes that are not UTF-8.
+        data = ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape") if lines else b""
         if self._pending is not None:
             self._pending.result()  # re-raises a write error here
         self._pending = self._pool.submit(self._out.write, data)
@@ -483,7 +503,7 @@ class _PartWriter:
 
 def _check(line: str, expected: Optional[str], day: dt.date) -> ev.ParsedLine:
     """parse_line's verdict on a generated line, which must be ``expected`` (None: accepted on ``day``)."""
-    parsed = ev.parse_line(line)
+    parsed = ev.parse_raw(line.encode("utf-8", "surrogateescape")).parsed
     if parsed.reason != expected:
         raise AssertionError(f"generated line meant as {expected}, parsed as {parsed.reason}: {line!r}")
     if expected is None:
