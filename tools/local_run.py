@@ -50,6 +50,10 @@ def local_config(code_version: str, **overrides) -> Dict[str, object]:
         "lookback_days": 1,
         "half_life_days": 0.0,
         "max_reject_ratio": 0.05,
+        # The driver is this machine's JVM (client mode): the local-spark default memory, its cores.
+        "train_driver_cores": 2,
+        "train_driver_memory_gb": 4,
+        "train_max_result_size_gb": 2,
         "start_date": "1998-01-01",  # MovieLens-100K's ratings are from 1997-98
     }
     config.update(overrides)

@@ -53,6 +53,12 @@ class PipelineConfig:
     service_role: str = "EMR_DefaultRole"
     idle_timeout_seconds: int = 3600  # AutoTerminationPolicy: EMR ends an idle, forgotten cluster
     step_concurrency: int = 1
+    # train_cf's driver, where the implicit engine collects the matrix and fits (emr_configs/README.md):
+    # implicit's threads = these cores; the collected matrix (~16 bytes per non-zero via Arrow) must fit
+    # under spark.driver.maxResultSize, and that under the driver's memory.
+    train_driver_cores: int = 4
+    train_driver_memory_gb: int = 12
+    train_max_result_size_gb: int = 4
     # --- jobs
     max_reject_ratio: float = 0.05
     lookback_days: int = 30
@@ -155,6 +161,10 @@ def config_from_mapping(overrides: Mapping[str, Any]) -> PipelineConfig:
     for name in ("regularization", "learning_rate"):
         if getattr(config, name) is not None and getattr(config, name) < 0:
             raise ValueError(f"{name} must be >= 0 or null")
+    if config.train_driver_cores < 1:
+        raise ValueError("train_driver_cores must be >= 1")
+    if not 1 <= config.train_max_result_size_gb < config.train_driver_memory_gb:
+        raise ValueError("train_max_result_size_gb must be >= 1 and below train_driver_memory_gb")
     if config.k < 1 or config.serve_k < 1:
         raise ValueError("k and serve_k must be >= 1")
     if not 0 <= config.min_coverage <= 1:

@@ -62,21 +62,47 @@ def test_steps_are_the_four_jobs_in_order(rendered):
         assert step["ActionOnFailure"] == "CANCEL_AND_WAIT"
         assert step["HadoopJarStep"]["Jar"] == "command-runner.jar"
         args = step["HadoopJarStep"]["Args"]
-        assert args[:5] == [
-            "spark-submit",
-            "--deploy-mode",
-            "cluster",
+        assert args[:3] == ["spark-submit", "--deploy-mode", "cluster"]
+        entry = _entry_index(args)
+        assert args[entry - 2 : entry + 1] == [
             "--py-files",
             "s3://arts/code/1.2.3/spark_jobs.zip",
+            f"s3://arts/code/1.2.3/jobs/{step['Name']}.py",
         ]
-        assert args[5] == f"s3://arts/code/1.2.3/jobs/{step['Name']}.py"
+
+
+def _entry_index(args):
+    """Position of the job's entry point: the first .py after spark-submit's own options."""
+    return next(i for i, arg in enumerate(args) if arg.endswith(".py"))
 
 
 def _job_args(steps, name):
     step = next(s for s in steps if s["Name"] == name)
     args = step["HadoopJarStep"]["Args"]
     module = importlib.import_module(f"spark_jobs.{name}")
-    return module.parse_args(args[6:])  # the job's own parser: exits on anything it would not accept
+    return module.parse_args(args[_entry_index(args) + 1 :])  # exits on anything it would not accept
+
+
+def test_the_train_step_driver_is_sized_for_the_fit(rendered):
+    _, steps = rendered
+    args = next(s for s in steps if s["Name"] == "train_cf")["HadoopJarStep"]["Args"]
+    options = args[: _entry_index(args)]
+    assert options[options.index("--driver-cores") + 1] == "4"
+    assert options[options.index("--driver-memory") + 1] == "12g"
+    assert "spark.driver.maxResultSize=4g" in options
+    assert _job_args(steps, "train_cf").num_threads == 4  # implicit's threads = the driver's cores
+    for name in ("parse_logs", "build_features", "evaluate"):  # the others keep the cluster's defaults
+        other = next(s for s in steps if s["Name"] == name)["HadoopJarStep"]["Args"]
+        assert "--driver-memory" not in other
+
+
+def test_driver_sizes_are_validated():
+    from recsys_dag.config import config_from_mapping
+
+    with pytest.raises(ValueError, match="below train_driver_memory_gb"):
+        config_from_mapping({"train_driver_memory_gb": 4, "train_max_result_size_gb": 4})
+    with pytest.raises(ValueError, match="train_driver_cores must be >= 1"):
+        config_from_mapping({"train_driver_cores": 0})
 
 
 def test_step_arguments_parse_with_the_jobs_own_parsers(rendered):

@@ -106,10 +106,14 @@ def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model
         DS,
         engines=("implicit",),
         features_args=("--half-life-days", str(cfg.half_life_days)),
-        train_args=tuple(
-            arg
-            for name in ("factors", "iterations", "alpha", "seed", "serve_k")
-            for arg in (f"--{name.replace('_', '-')}", str(getattr(cfg, name)))
+        train_args=(
+            *(
+                arg
+                for name in ("factors", "iterations", "alpha", "seed", "serve_k")
+                for arg in (f"--{name.replace('_', '-')}", str(getattr(cfg, name)))
+            ),
+            "--num-threads",
+            str(cfg.train_driver_cores),
         ),
         max_reject_ratio=cfg.max_reject_ratio,
         per_day=True,
