@@ -203,6 +203,8 @@ with DAG(
             "version": version,
             "registered": registered["registered"],
             "live": moved.moved,
+            # A retry of a promotion that had already moved the pointer: nothing left to do.
+            "already_live": not moved.moved and (moved.previous or {}).get("version") == version,
             "note": moved.reason,
             "conflicts": moved.conflicts,
             "served_lists": pointer["served_lists"],

@@ -52,15 +52,13 @@ from spark_jobs.common.popularity import (
     popular_top_k,
     popularity_ranking,
 )
+from spark_jobs.common.production import SCORED_STATUSES
 from spark_jobs.common.ranking import MEAN_METRICS, USER_METRICS, user_metrics
 from spark_jobs.common.session import build_spark
 from spark_jobs.common.uris import join_uri
 
 JOB = "evaluate"
 log = get_logger(JOB)
-
-# production.json statuses whose lists evaluate scores (see spark_jobs/common/production.py).
-SCORED_STATUSES = ("refit", "same_config")
 
 # One top-K list per user: item indices, best first (may be shorter than K).
 LISTS = StructType(

@@ -53,7 +53,7 @@ def summary_line(
     """One line for the run summary: outcome, the gate's numbers, and who gets which lists."""
     if promoted and promoted["live"]:
         outcome = f"promoted version {promoted['version']}"
-    elif promoted and not promoted["registered"] and "already" in promoted["note"]:
+    elif promoted and promoted["already_live"]:
         outcome = f"version {promoted['version']} already live (retry)"
     elif promoted:
         outcome = f"registered version {promoted['version']}, not live: {promoted['note']}"

@@ -13,6 +13,8 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional
 
 from recsys_dag.config import PipelineConfig
 
+# train_cf's production statuses whose lists evaluate scored (spark_jobs.common.production, which the
+# DAG cannot import: it pulls in pyspark).
 SCORED = ("refit", "same_config")
 
 

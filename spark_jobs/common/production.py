@@ -31,7 +31,8 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 from spark_jobs.common.engines import TrainParams
 
-STATUSES = ("none", "older_date", "same_config", "refit", "unavailable")
+# Statuses whose ``recommendations`` evaluate scores beside the candidate.
+SCORED_STATUSES = ("refit", "same_config")
 _DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
 
 

@@ -160,3 +160,37 @@ def test_schedule_can_be_manual_only():
     assert config_from_mapping({"schedule": None}).schedule is None
     with pytest.raises(ValueError, match="schedule must be a str or null"):
         config_from_mapping({"schedule": 2})
+
+
+@pytest.mark.parametrize(
+    "promoted,outcome",
+    [
+        (
+            {"version": "v2", "registered": True, "live": True, "already_live": False, "note": ""},
+            "promoted version v2",
+        ),
+        (
+            {"version": "v2", "registered": False, "live": False, "already_live": True, "note": "x"},
+            "version v2 already live (retry)",
+        ),
+        (
+            {"version": "v2", "registered": True, "live": False, "already_live": False, "note": "SKIP later"},
+            "registered version v2, not live: SKIP later",
+        ),
+        (None, "held: FAIL floor"),
+    ],
+)
+def test_summary_line_names_the_outcome(promoted, outcome):
+    from recsys_dag.promotion import summary_line
+
+    decision = {
+        "k": 10,
+        "ndcg": 0.2,
+        "popularity_ndcg": 0.1,
+        "users_evaluated": 500,
+        "reasons": ["PASS margin", "FAIL floor"],
+        "paired_ndcg_difference": None,
+    }
+    assert summary_line("recsys_training", DS, decision, promoted).startswith(
+        f"recsys_training {DS}: {outcome}; ndcg@10=0.2000 popularity=0.1000 users=500"
+    )

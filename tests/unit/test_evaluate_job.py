@@ -15,6 +15,7 @@ import pytest
 from spark_jobs import evaluate as job
 from spark_jobs.common import schemas
 from spark_jobs.common.cli import JobError
+from spark_jobs.common.production import SCORED_STATUSES
 from spark_jobs.common.topk import top_k_excluding
 from tests.conftest import ROOT
 
@@ -202,7 +203,7 @@ def write_production(spark, root, status="refit", lists=True):
     if lists:
         recommendations(spark, PRODUCTION_RECS).write.parquet(uri)
     doc = {"status": status, "version": "2024-01-01_j-1", "ds": "2024-01-01", "reason": "why", "params": {}}
-    doc["recommendations"] = uri if status in job.SCORED_STATUSES else None
+    doc["recommendations"] = uri if status in SCORED_STATUSES else None
     (folder / "production.json").write_text(json.dumps(doc))
     return str(folder)
 
