@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 METRIC_NAMES = ("precision", "recall", "ndcg", "map")
@@ -32,6 +32,7 @@ class ChainResult:
     work: Path
     run_date: str
     timings: Dict[str, float] = field(default_factory=dict)
+    spans: Dict[str, Tuple[int, int]] = field(default_factory=dict)  # step -> (start, end) epoch ms
     metrics: Dict[str, dict] = field(default_factory=dict)  # engine label -> metrics.json
     parsed_days: List[str] = field(default_factory=list)  # dt=... partitions written by parse_logs
 
@@ -47,17 +48,40 @@ class StepFailed(RuntimeError):
         self.step, self.returncode, self.log_path = step, returncode, log_path
 
 
-def spark_submit(job: str, args: Sequence[str], log_dir: Path, label: Optional[str] = None) -> float:
-    """spark-submit one job; stream its stderr to ``<log_dir>/<label>.log``; return wall seconds."""
+def event_log_conf(folder: Path) -> List[str]:
+    """spark-submit options that write Spark's event log for the application into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        "--conf", "spark.eventLog.enabled=true",
+        "--conf", f"spark.eventLog.dir={folder.resolve().as_uri()}",
+    ]  # fmt: skip
+
+
+def spark_submit(
+    job: str,
+    args: Sequence[str],
+    log_dir: Path,
+    label: Optional[str] = None,
+    event_logs: Optional[Path] = None,
+    spans: Optional[Dict[str, Tuple[int, int]]] = None,
+) -> float:
+    """spark-submit one job; stream its stderr to ``<log_dir>/<label>.log``; return wall seconds.
+
+    ``event_logs``: write Spark's event log into ``<event_logs>/<label>/``. ``spans``: record the
+    process's (start, end) in epoch milliseconds under ``label``.
+    """
     label = label or job
-    command = ["spark-submit", str(ROOT / "spark_jobs" / f"{job}.py"), *args]
+    options = event_log_conf(event_logs / label) if event_logs is not None else []
+    command = ["spark-submit", *options, str(ROOT / "spark_jobs" / f"{job}.py"), *args]
     print("$ " + " ".join(shlex.quote(part) for part in command), flush=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{label}.log"
-    started = time.perf_counter()
+    started, started_ms = time.perf_counter(), time.time_ns() // 1_000_000
     with open(log_path, "w") as log:
         proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=False)
     seconds = time.perf_counter() - started
+    if spans is not None:
+        spans[label] = (started_ms, time.time_ns() // 1_000_000)
     for line in log_path.read_text(errors="replace").splitlines():
         if " recsys." in line:  # the jobs' own stage lines, not Spark's chatter
             print("    " + line.split(" ", 2)[-1], flush=True)
@@ -76,18 +100,24 @@ def run_chain(
     max_reject_ratio: float = 0.1,
     k: int = 10,
     per_day: bool = False,
+    event_logs: Optional[Path] = None,
 ) -> ChainResult:
     """Run parse_logs -> build_features -> (train_cf -> evaluate) per engine under ``work``.
 
     ``per_day``: parse each ``raw/dt=*`` folder into its own partition (as the nightly DAG does) and
     build features over all of them; otherwise parse all of ``raw`` at once into the run date's partition.
+    ``event_logs``: keep each step's Spark event log in ``<event_logs>/<step>/``.
     """
     result = ChainResult(work=work, run_date=run_date)
     logs = work / "logs"
+
+    def submit(job: str, args: Sequence[str], label: Optional[str] = None) -> float:
+        return spark_submit(job, args, logs, label, event_logs, result.spans)
+
     partition = f"dt={run_date}"
     days = sorted(p.name for p in raw.glob("dt=*")) if per_day else [partition]
     for day in days:
-        result.timings[f"parse_logs[{day}]" if per_day else "parse_logs"] = spark_submit(
+        result.timings[f"parse_logs[{day}]" if per_day else "parse_logs"] = submit(
             "parse_logs",
             [
                 "--input", str(raw / day if per_day else raw),
@@ -95,11 +125,10 @@ def run_chain(
                 "--rejects", str(work / "rejects" / day),
                 "--max-reject-ratio", str(max_reject_ratio),
             ],
-            logs,
             f"parse_logs-{day}",
         )  # fmt: skip
     result.parsed_days = days
-    result.timings["build_features"] = spark_submit(
+    result.timings["build_features"] = submit(
         "build_features",
         [
             "--events", str(work / "parsed"),
@@ -108,14 +137,13 @@ def run_chain(
             "--lookback-days", str(len(days)),
             *features_args,
         ],
-        logs,
     )  # fmt: skip
     for engine in engines:
         name, _, algorithm = engine.partition(":")
         label = engine.replace(":", "-")
         model_dir = work / "models" / label / partition
         engine_args = ["--engine", name] + (["--algorithm", algorithm] if algorithm else [])
-        result.timings[f"train_cf[{label}]"] = spark_submit(
+        result.timings[f"train_cf[{label}]"] = submit(
             "train_cf",
             [
                 "--features", str(work / "features" / partition),
@@ -124,11 +152,10 @@ def run_chain(
                 *engine_args,
                 *train_args,
             ],
-            logs,
             f"train_cf-{label}",
         )  # fmt: skip
         eval_dir = work / "evaluation" / label / partition
-        result.timings[f"evaluate[{label}]"] = spark_submit(
+        result.timings[f"evaluate[{label}]"] = submit(
             "evaluate",
             [
                 "--features", str(work / "features" / partition),
@@ -136,7 +163,6 @@ def run_chain(
                 "--output", str(eval_dir),
                 "--k", str(k),
             ],
-            logs,
             f"evaluate-{label}",
         )  # fmt: skip
         result.metrics[label] = json.loads((eval_dir / "metrics.json").read_text())
@@ -212,6 +238,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--max-reject-ratio", type=float, default=0.1)
     parser.add_argument("--per-day", action="store_true", help="parse each raw dt= folder separately")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument(
+        "--event-logs", type=Path, default=None, help="keep each step's Spark event log under this folder"
+    )
     return parser.parse_args(argv)
 
 
@@ -232,6 +261,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.max_reject_ratio,
             args.k,
             args.per_day,
+            args.event_logs,
         )
     except StepFailed as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
