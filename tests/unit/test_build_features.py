@@ -93,7 +93,8 @@ def test_min_support_iterates_to_a_core(spark):
         [("u1", "i1"), ("u1", "i2"), ("u4", "i1"), ("u4", "i2"), ("u2", "i2"), ("u2", "i3"), ("u3", "i3")],
         "user_id string, item_id string",
     )
-    core, rounds = bf.apply_min_support(pairs, min_user_items=2, min_item_users=2)
+    core, rounds, size = bf.apply_min_support(pairs, min_user_items=2, min_item_users=2)
+    assert size == 4
     assert sorted((r["user_id"], r["item_id"]) for r in core.collect()) == [
         ("u1", "i1"),
         ("u1", "i2"),
@@ -105,8 +106,28 @@ def test_min_support_iterates_to_a_core(spark):
 
 def test_index_ids_are_contiguous_and_ordered_by_id(spark):
     pairs = spark.createDataFrame([("b",), ("a",), ("c",), ("a",)], "user_id string")
-    rows = bf.index_ids(spark, pairs, "user_id", "user_idx").orderBy("user_idx").collect()
+    ids, n = bf.index_ids(pairs, "user_id", "user_idx")
+    rows = ids.orderBy("user_idx").collect()
+    assert n == 3
     assert [(r["user_idx"], r["user_id"]) for r in rows] == [(0, "a"), (1, "b"), (2, "c")]
+
+
+def test_index_ids_are_contiguous_across_many_partitions(spark):
+    # Ids spread over several range partitions: each partition's offset is the size of those before it.
+    ids = [f"u{n:05d}" for n in range(0, 3000, 3)]
+    values = spark.createDataFrame([(i,) for i in reversed(ids)] * 2, "user_id string").repartition(7)
+    settings = {"spark.sql.shuffle.partitions": "5", "spark.sql.adaptive.coalescePartitions.enabled": "false"}
+    saved = {key: spark.conf.get(key) for key in settings}
+    try:
+        for key, value in settings.items():
+            spark.conf.set(key, value)
+        frame, n = bf.index_ids(values, "user_id", "user_idx")
+        rows = frame.orderBy("user_idx").collect()
+    finally:
+        for key, value in saved.items():
+            spark.conf.set(key, value)
+    assert n == len(ids)
+    assert [(r["user_idx"], r["user_id"]) for r in rows] == list(enumerate(ids))
 
 
 def test_split_holds_out_each_users_latest_items(spark):
