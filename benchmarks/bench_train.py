@@ -55,7 +55,8 @@ def hyperparameters() -> Dict[str, Any]:
 
 def write_features(train: csr_matrix, folder: Path) -> None:
     """``train`` as build_features output for train_cf and Spark ALS: train/ (the matrix), an empty
-    holdout/ (so train_cf's serving fit sees the same matrix), window/, users/ and items/ Parquet."""
+    holdout/ (so train_cf's serving fit sees the same matrix), window/, users/ and items/ Parquet, and
+    the manifest's counts train_cf reads."""
     shutil.rmtree(folder, ignore_errors=True)
     coo = train.tocoo()
     n_users, n_items = train.shape
@@ -97,6 +98,14 @@ def write_features(train: csr_matrix, folder: Path) -> None:
     )
     pq.write_table(users, folder / "users" / "part-00000.parquet")
     pq.write_table(items, folder / "items" / "part-00000.parquet")
+    counts = {
+        "users": n_users,
+        "items": n_items,
+        "train_nnz": int(train.nnz),
+        "holdout_nnz": 0,
+        "window_users": len(np.unique(coo.row)),
+    }
+    (folder / "manifest.json").write_text(json.dumps(counts, indent=2) + "\n")
 
 
 def hyper_args(hp: Dict[str, Any], iterations: Optional[int] = None) -> list:
@@ -152,7 +161,9 @@ def fit_and_score(
         ]
     else:
         command = [
-            "spark-submit", str(ROOT / "benchmarks" / "workers" / "fit_spark_als.py"),
+            # Full JIT, as on EMR: the local defaults' quick-compiler-only setting is for short jobs.
+            "spark-submit", "--driver-java-options", "-XX:+TieredCompilation",
+            str(ROOT / "benchmarks" / "workers" / "fit_spark_als.py"),
             "--features", str(folder / "features"),
             "--users", str(train.shape[0]), "--items", str(train.shape[1]),
         ]  # fmt: skip

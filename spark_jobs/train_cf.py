@@ -40,8 +40,9 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make the `spark_
 
 import datetime as dt
 import time
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
+import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -54,9 +55,21 @@ from spark_jobs.common.cli import (
     positive_int_arg,
     run_job,
 )
-from spark_jobs.common.engines import ALGORITHMS, ENGINES, FactorModel, TrainParams, fit
+from spark_jobs.common.engines import (
+    ALGORITHMS,
+    ENGINES,
+    FactorModel,
+    TrainParams,
+    fit,
+    matrix_from_frame,
+)
 from spark_jobs.common.joblog import get_logger
-from spark_jobs.common.popularity import CatalogueMismatch, item_popularity, popularity_ranking
+from spark_jobs.common.popularity import (
+    CatalogueMismatch,
+    item_popularity,
+    item_popularity_of_pairs,
+    popularity_ranking,
+)
 from spark_jobs.common.recommend import popularity_top_k, recommend_top_k
 from spark_jobs.common.session import build_spark
 from spark_jobs.common.uris import join_uri
@@ -74,38 +87,35 @@ def fit_and_rank(
     n_items: int,
     params: TrainParams,
     k: int,
+    matrix: Any = None,
 ) -> tuple:
     """Fit ``params`` on ``interactions`` and rank each user's top ``k`` excluding their interactions.
 
-    Returns ``(model, ranked, seconds)``: ranked is (user_idx, rank, item_idx, score), materialised;
-    seconds = {"fit": ..., "recommend": ...}.
+    ``matrix``: the interactions already collected as CSR (driver-side engines use it). Returns
+    ``(model, ranked, seconds)``: ranked is (user_idx, rank, item_idx, score), lazy (the caller's
+    write computes it); seconds = {"fit": ...}.
     """
-    model = fit(spark, interactions, n_users, n_items, params)
-    started = time.perf_counter()
-    ranked = recommend_top_k(spark, model.user_factors, model.item_factors, interactions, n_items, k)
-    ranked = ranked.localCheckpoint()
-    return (
-        model,
-        ranked,
-        {"fit": round(model.fit_seconds, 3), "recommend": round(time.perf_counter() - started, 3)},
+    model = fit(spark, interactions, n_users, n_items, params, matrix)
+    ranked = recommend_top_k(
+        spark, model.user_factors, model.item_factors, interactions, n_items, k, items_array=model.item_array
     )
+    return model, ranked, {"fit": round(model.fit_seconds, 3)}
 
 
 def served_lists(
     spark: SparkSession,
     ranked: DataFrame,
-    everything: DataFrame,
+    popularity: np.ndarray,
     window: DataFrame,
     users: DataFrame,
     items: DataFrame,
-    n_items: int,
     serve_k: int,
 ) -> DataFrame:
     """The served lists: the model's rows for the users it ranked, popularity for every other window user.
 
     Args:
         ranked: the serving model's (user_idx, rank, item_idx, score), window items already excluded.
-        everything: train + holdout (user_idx, item_idx): popularity = distinct users per item here.
+        popularity: distinct users per item in train + holdout, shape (n_items,).
         window: (user_id, item_id) of every interaction in the window, before minimum support.
         users, items: the id maps.
 
@@ -126,10 +136,6 @@ def served_lists(
         .agg(F.collect_set("item_idx").alias("exclude"))
     )
     fallback_users = fallback_users.join(own_items, "user_id", "left").join(users, "user_id", "left")
-    try:
-        popularity = item_popularity(everything, n_items)
-    except CatalogueMismatch as exc:
-        raise JobError(str(exc)) from None
     ranking = spark.sparkContext.broadcast(popularity_ranking(popularity))
     popular = popularity_top_k(fallback_users, ranking, serve_k).join(items, "item_idx")
     popular_rows = popular.select(
@@ -156,6 +162,45 @@ def with_ids(ranked: DataFrame, users: DataFrame, items: DataFrame) -> DataFrame
     )
 
 
+def collect_interactions(
+    spark: SparkSession,
+    train: DataFrame,
+    holdout: DataFrame,
+    params: TrainParams,
+    manifest: Dict[str, Any],
+) -> Tuple[Any, Any, Optional[np.ndarray]]:
+    """For a driver-side engine, collect train + holdout once: ``(train matrix, train + holdout matrix,
+    item popularity over both)``; ``(None, None, None)`` for Spark ALS, whose data stays distributed.
+
+    Raises :class:`JobError` if the rows collected disagree with the manifest's counts or fall outside
+    the catalogue (features from different builds).
+    """
+    if params.engine != "implicit":
+        return None, None, None
+    pdf = (
+        train.withColumn("_holdout", F.lit(False))
+        .unionByName(holdout.withColumn("_holdout", F.lit(True)))
+        .toPandas()
+    )
+    is_holdout = pdf["_holdout"].to_numpy(dtype=bool)
+    counted = (int((~is_holdout).sum()), int(is_holdout.sum()))
+    if counted != (int(manifest["train_nnz"]), int(manifest["holdout_nnz"])):
+        raise JobError(
+            f"features hold {counted[0]} train + {counted[1]} holdout pairs, but their manifest says "
+            f"{manifest['train_nnz']} + {manifest['holdout_nnz']}: rebuild the features"
+        )
+    n_users, n_items = int(manifest["users"]), int(manifest["items"])
+    frame = pdf.drop(columns="_holdout")
+    try:
+        popularity = item_popularity_of_pairs(
+            frame["user_idx"].to_numpy(), frame["item_idx"].to_numpy(), n_items
+        )
+    except CatalogueMismatch as exc:
+        raise JobError(str(exc)) from None
+    train_matrix = matrix_from_frame(frame[~is_holdout], n_users, n_items)
+    return train_matrix, matrix_from_frame(frame, n_users, n_items), popularity
+
+
 def run(
     spark: SparkSession,
     features_uri: str,
@@ -171,6 +216,7 @@ def run(
     production altogether (no ``production/`` is written then).
     """
     paths = {name: join_uri(features_uri, name) for name in ("train", "holdout", "users", "items", "window")}
+    paths["manifest"] = join_uri(features_uri, "manifest.json")
     if not fs.exists(spark, paths["train"]):
         raise JobError(f"no training data at {paths['train']}: run build_features first")
     missing = [f"{name} ({uri})" for name, uri in paths.items() if not fs.exists(spark, uri)]
@@ -178,32 +224,46 @@ def run(
         raise JobError(
             f"features at {features_uri} lack {'; '.join(missing)}: rebuild them with build_features"
         )
-    train = spark.read.parquet(paths["train"]).select("user_idx", "item_idx", "confidence").cache()
+    # The sizes come from build_features' manifest, not from counting every input again.
+    manifest = fs.read_json(spark, paths["manifest"])
+    try:
+        n_users, n_items = int(manifest["users"]), int(manifest["items"])
+        n_train, n_holdout = int(manifest["train_nnz"]), int(manifest["holdout_nnz"])
+        window_users = int(manifest["window_users"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise JobError(f"{paths['manifest']} lacks a count ({exc}): rebuild the features") from None
+    n_all = n_train + n_holdout
+    train = spark.read.parquet(paths["train"]).select("user_idx", "item_idx", "confidence")
     holdout = spark.read.parquet(paths["holdout"]).select("user_idx", "item_idx", "confidence")
     users = spark.read.parquet(paths["users"]).select("user_idx", "user_id")
     items = spark.read.parquet(paths["items"]).select("item_idx", "item_id")
     window = spark.read.parquet(paths["window"]).select("user_id", "item_id")
-    everything = train.unionByName(holdout).cache()
-    n_users, n_items, n_train, n_all = users.count(), items.count(), train.count(), everything.count()
+    everything = train.unionByName(holdout)
     if n_train == 0:
         raise JobError(f"training data at {paths['train']} is empty")
     log.info(
         "read %d training + %d held-out pairs (%d users x %d items) from %s",
         n_train,
-        n_all - n_train,
+        n_holdout,
         n_users,
         n_items,
         features_uri,
     )
+    train_matrix, all_matrix, popularity = collect_interactions(spark, train, holdout, params, manifest)
     fits: Dict[str, Dict[str, Any]] = {}
 
     # 1. Evaluation model: train/ only, lists for evaluate.
-    _, ranked, seconds = fit_and_rank(spark, train, n_users, n_items, params, k)
+    _, ranked, seconds = fit_and_rank(spark, train, n_users, n_items, params, k, train_matrix)
+    started = time.perf_counter()
     eval_uri = join_uri(output_uri, "evaluation", "recommendations")
     with_ids(ranked, users, items).write.mode("overwrite").parquet(eval_uri)
+    seconds["recommend"] = round(time.perf_counter() - started, 3)
     fits["evaluation"] = {"interactions": n_train, "k": k, "seconds": seconds}
     log.info(
-        "evaluation fit on %d pairs: %.2f s fit, %.2f s lists", n_train, seconds["fit"], seconds["recommend"]
+        "evaluation fit on %d pairs: %.2f s fit, %.2f s lists (written)",
+        n_train,
+        seconds["fit"],
+        seconds["recommend"],
     )
 
     # 2. Production's configuration on the same split, unless it is the candidate's own.
@@ -214,9 +274,13 @@ def run(
             production_doc["recommendations"] = eval_uri
         elif production_doc["status"] == "refit":
             prod_params = production.params_from_record(production_doc["params"])
-            _, prod_ranked, seconds = fit_and_rank(spark, train, n_users, n_items, prod_params, k)
+            _, prod_ranked, seconds = fit_and_rank(
+                spark, train, n_users, n_items, prod_params, k, train_matrix
+            )
+            started = time.perf_counter()
             prod_uri = join_uri(output_uri, "production", "recommendations")
             with_ids(prod_ranked, users, items).write.mode("overwrite").parquet(prod_uri)
+            seconds["recommend"] = round(time.perf_counter() - started, 3)
             production_doc["recommendations"] = prod_uri
             fits["production"] = {"interactions": n_train, "k": k, "seconds": seconds}
             log.info(
@@ -229,14 +293,23 @@ def run(
         fs.write_json(spark, join_uri(output_uri, "production", "production.json"), production_doc)
 
     # 3. Serving model: every interaction of the window; lists exclude all of them.
-    serving, ranked, seconds = fit_and_rank(spark, everything, n_users, n_items, params, serve_k)
+    serving, ranked, seconds = fit_and_rank(spark, everything, n_users, n_items, params, serve_k, all_matrix)
+    started = time.perf_counter()
+    # Read twice by served_lists (the model's rows, and which users they cover): computed once.
+    ranked = ranked.localCheckpoint()
+    seconds["recommend"] = round(time.perf_counter() - started, 3)
     fits["serving"] = {"interactions": n_all, "k": serve_k, "seconds": seconds}
     log.info("serving fit on %d pairs: %.2f s fit, %.2f s lists", n_all, seconds["fit"], seconds["recommend"])
     started = time.perf_counter()
     recs_uri = join_uri(output_uri, "recommendations")
-    served_lists(spark, ranked, everything, window, users, items, n_items, serve_k).write.mode(
-        "overwrite"
-    ).parquet(recs_uri)
+    if popularity is None:
+        try:
+            popularity = item_popularity(everything, n_items)
+        except CatalogueMismatch as exc:
+            raise JobError(str(exc)) from None
+    served_lists(spark, ranked, popularity, window, users, items, serve_k).write.mode("overwrite").parquet(
+        recs_uri
+    )
     model_uri = join_uri(output_uri, "model")
     write_factors(serving, users, items, model_uri)
     fits["serving"]["seconds"]["write"] = round(time.perf_counter() - started, 3)
@@ -248,7 +321,6 @@ def run(
         .agg(F.countDistinct("user_id").alias("users"), F.count(F.lit(1)).alias("rows"))
         .collect()
     }
-    window_users = window.select("user_id").distinct().count()
     lists = {
         "users": window_users,
         "model_users": by_source.get("model", (0, 0))[0],
@@ -274,8 +346,6 @@ def run(
         else {key: production_doc[key] for key in ("status", "version", "ds", "reason")},
     }
     fs.write_json(spark, join_uri(model_uri, "params.json"), summary)
-    train.unpersist()
-    everything.unpersist()
     if lists["model_users"] + lists["popularity_users"] != window_users:
         raise JobError(
             f"served lists cover {lists['model_users']} model + {lists['popularity_users']} "

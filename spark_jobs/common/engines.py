@@ -68,18 +68,27 @@ class TrainParams:
 
 class FactorModel(NamedTuple):
     """A fitted model: ``user_factors`` (user_idx, factors) and ``item_factors`` (item_idx, factors),
-    factors being float32 arrays of one length; score(u, i) = dot(user, item)."""
+    factors being float32 arrays of one length; score(u, i) = dot(user, item).
+
+    ``item_array``: the item factors as a dense float32 array (n_items, f) when the fit ran on the
+    driver (implicit), so scoring need not collect them back from ``item_factors``; None for Spark ALS.
+    """
 
     user_factors: DataFrame
     item_factors: DataFrame
     fit_seconds: float
+    item_array: Optional[np.ndarray] = None
 
 
 def interactions_matrix(train: DataFrame, n_users: int, n_items: int):
     """Collect ``train`` (user_idx, item_idx, confidence) into a CSR matrix, shape (n_users, n_items)."""
+    return matrix_from_frame(train.select("user_idx", "item_idx", "confidence").toPandas(), n_users, n_items)
+
+
+def matrix_from_frame(pdf: Any, n_users: int, n_items: int):
+    """A pandas frame of (user_idx, item_idx, confidence) rows -> CSR matrix, shape (n_users, n_items)."""
     from scipy.sparse import csr_matrix
 
-    pdf = train.select("user_idx", "item_idx", "confidence").toPandas()
     matrix = csr_matrix(
         (
             pdf["confidence"].to_numpy(np.float32),
@@ -133,9 +142,18 @@ def implicit_model(params: TrainParams) -> Any:
     )
 
 
-def fit_implicit(spark: SparkSession, train: DataFrame, n_users: int, n_items: int, params: TrainParams):
-    """Fit implicit's ALS or BPR on the driver; see the module docstring."""
-    matrix = interactions_matrix(train, n_users, n_items)
+def fit_implicit(
+    spark: SparkSession,
+    train: DataFrame,
+    n_users: int,
+    n_items: int,
+    params: TrainParams,
+    matrix: Any = None,
+):
+    """Fit implicit's ALS or BPR on the driver; see the module docstring. ``matrix``: ``train`` already
+    collected by :func:`matrix_from_frame` (then ``train`` is not read)."""
+    if matrix is None:
+        matrix = interactions_matrix(train, n_users, n_items)
     model = implicit_model(params)
     started = time.perf_counter()
     model.fit(matrix, show_progress=False)
@@ -144,11 +162,20 @@ def fit_implicit(spark: SparkSession, train: DataFrame, n_users: int, n_items: i
         factors_frame(spark, model.user_factors, "user_idx"),
         factors_frame(spark, model.item_factors, "item_idx"),
         fit_seconds,
+        np.ascontiguousarray(model.item_factors, dtype=np.float32),
     )
 
 
-def fit_spark_als(spark: SparkSession, train: DataFrame, n_users: int, n_items: int, params: TrainParams):
-    """Fit Spark MLlib ALS (implicitPrefs) on the cluster. Users/items absent from ``train`` get no row."""
+def fit_spark_als(
+    spark: SparkSession,
+    train: DataFrame,
+    n_users: int,
+    n_items: int,
+    params: TrainParams,
+    matrix: Any = None,
+):
+    """Fit Spark MLlib ALS (implicitPrefs) on the cluster. Users/items absent from ``train`` get no row.
+    ``matrix`` is ignored: the data stays distributed."""
     from pyspark.ml.recommendation import ALS
 
     als = ALS(
@@ -176,7 +203,16 @@ _FITTERS: Dict[str, Callable[..., FactorModel]] = {"implicit": fit_implicit, "sp
 
 
 def fit(
-    spark: SparkSession, train: DataFrame, n_users: int, n_items: int, params: TrainParams
+    spark: SparkSession,
+    train: DataFrame,
+    n_users: int,
+    n_items: int,
+    params: TrainParams,
+    matrix: Any = None,
 ) -> FactorModel:
-    """Fit the engine named in ``params`` on ``train`` (user_idx, item_idx, confidence)."""
-    return _FITTERS[params.engine](spark, train, n_users, n_items, params)
+    """Fit the engine named in ``params`` on ``train`` (user_idx, item_idx, confidence).
+
+    ``matrix``: the same interactions as a CSR matrix (:func:`matrix_from_frame`), if the caller has
+    collected them already; the driver-side engine then uses it instead of collecting ``train``.
+    """
+    return _FITTERS[params.engine](spark, train, n_users, n_items, params, matrix)

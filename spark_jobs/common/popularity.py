@@ -26,16 +26,29 @@ def item_popularity(interactions: DataFrame, n_items: int) -> np.ndarray:
     Collects one row per interacted item (at most the catalogue size) to the driver.
     """
     counts = interactions.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("users")).toPandas()
+    return _popularity_vector(
+        counts["item_idx"].to_numpy(dtype=np.int64), counts["users"].to_numpy(dtype=np.float64), n_items
+    )
+
+
+def item_popularity_of_pairs(user_idx: np.ndarray, item_idx: np.ndarray, n_items: int) -> np.ndarray:
+    """:func:`item_popularity` of interactions already on the driver (two equal-length index arrays)."""
+    pairs = np.unique(np.stack([np.asarray(item_idx, np.int64), np.asarray(user_idx, np.int64)]), axis=1)
+    items, users = np.unique(pairs[0], return_counts=True)
+    return _popularity_vector(items, users.astype(np.float64), n_items)
+
+
+def _popularity_vector(items: np.ndarray, users: np.ndarray, n_items: int) -> np.ndarray:
+    """Scatter per-item user counts into a (n_items,) vector; raises :class:`CatalogueMismatch`."""
     popularity = np.zeros(n_items, dtype=np.float64)
-    if len(counts):
-        idx = counts["item_idx"].to_numpy(dtype=np.int64)
-        bad = idx[(idx < 0) | (idx >= n_items)]
+    if len(items):
+        bad = items[(items < 0) | (items >= n_items)]
         if len(bad):
             raise CatalogueMismatch(
                 f"{len(bad)} item indices are outside the catalogue 0..{n_items - 1} "
                 f"(e.g. {int(bad.min())}): interactions and items/ come from different feature builds"
             )
-        popularity[idx] = counts["users"].to_numpy(dtype=np.float64)
+        popularity[items] = users
     return popularity
 
 

@@ -7,7 +7,7 @@ Item factors (n_items x f, float32) are broadcast; users are scored in blocks of
 
 from __future__ import annotations
 
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -57,9 +57,15 @@ def recommend_top_k(
     n_items: int,
     k: int,
     block_size: int = 512,
+    items_array: Optional[np.ndarray] = None,
 ) -> DataFrame:
-    """(user_idx, rank, item_idx, score) rows, ``k`` per user (fewer if the catalogue runs out)."""
-    broadcast_items = spark.sparkContext.broadcast(item_matrix(item_factors, n_items))
+    """(user_idx, rank, item_idx, score) rows, ``k`` per user (fewer if the catalogue runs out).
+
+    ``items_array``: the item factors as a dense (n_items, f) float32 array, if the caller has them
+    (a driver-side fit); otherwise they are collected from ``item_factors``.
+    """
+    matrix = item_matrix(item_factors, n_items) if items_array is None else items_array
+    broadcast_items = spark.sparkContext.broadcast(matrix)
     seen = train.groupBy("user_idx").agg(F.collect_list("item_idx").alias("seen"))
     users = user_factors.join(seen, "user_idx", "left")
 

@@ -46,6 +46,14 @@ def write_features(spark, root, train_pairs=PAIRS, holdout_pairs=HOLDOUT):
     spark.createDataFrame([(i, f"i{i}") for i in range(N_ITEMS)], ITEM_MAP).write.parquet(str(root / "items"))
     window = [(f"u{u}", f"i{i}") for u, i in train_pairs + holdout_pairs] + WINDOW_ONLY
     spark.createDataFrame(window, "user_id string, item_id string").write.parquet(str(root / "window"))
+    manifest = {
+        "users": N_USERS,
+        "items": N_ITEMS,
+        "train_nnz": len(train_pairs),
+        "holdout_nnz": len(holdout_pairs),
+        "window_users": len({user for user, _ in window}),
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest))
     return root
 
 
@@ -210,3 +218,11 @@ def test_production_is_refitted_on_the_training_split_only(spark, features, tmp_
 def test_run_without_features_is_a_clear_error(spark, tmp_path):
     with pytest.raises(JobError, match="run build_features first"):
         train_cf.run(spark, str(tmp_path / "none"), str(tmp_path / "out"), TrainParams())
+
+
+def test_features_that_disagree_with_their_manifest_are_a_clear_error(spark, tmp_path):
+    root = write_features(spark, tmp_path / "features")
+    manifest = json.loads((root / "manifest.json").read_text())
+    (root / "manifest.json").write_text(json.dumps({**manifest, "train_nnz": manifest["train_nnz"] + 1}))
+    with pytest.raises(JobError, match="manifest says"):
+        train_cf.run(spark, str(root), str(tmp_path / "out"), TrainParams(factors=4, iterations=2))
