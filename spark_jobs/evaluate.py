@@ -156,18 +156,22 @@ def summarise(per_user: DataFrame, n_items: int, k: int) -> Tuple[Dict[str, floa
     metrics: ``{"precision@k", "recall@k", "ndcg@k", "map@k", "coverage"}``: means over all rows, and
     distinct listed items / ``n_items``.
     """
-    totals = per_user.agg(
-        *(F.sum(F.col(name).cast(_EXACT)).alias(name) for name in USER_METRICS),
-        F.count(F.lit(1)).alias("users"),
-        F.sum(F.when(F.size("items") > 0, 1).otherwise(0)).alias("listed"),
+    # One pass: a row per listed item (one row with a null item for an empty list); each user's
+    # metrics count once, on their first row, and coverage counts the distinct items of all rows.
+    rows = per_user.select(*USER_METRICS, F.posexplode_outer("items").alias("position", "item_idx"))
+    first = F.col("position").isNull() | (F.col("position") == 0)
+    totals = rows.agg(
+        *(F.sum(F.when(first, F.col(name).cast(_EXACT))).alias(name) for name in USER_METRICS),
+        F.sum(first.cast("long")).alias("users"),
+        F.sum((F.col("position") == 0).cast("long")).alias("listed"),
+        F.countDistinct("item_idx").alias("distinct_items"),
     ).first()
-    users = int(totals["users"])
+    users = int(totals["users"] or 0)
     if users == 0:
         raise JobError("no evaluated users")
     metrics = {f"{mean}@{k}": float(totals[name]) / users for mean, name in zip(MEAN_METRICS, USER_METRICS)}
-    distinct_items = per_user.select(F.explode("items").alias("item_idx")).distinct().count()
-    metrics["coverage"] = distinct_items / n_items
-    return metrics, users, int(totals["listed"])
+    metrics["coverage"] = int(totals["distinct_items"]) / n_items
+    return metrics, users, int(totals["listed"] or 0)
 
 
 def paired_difference(candidate: DataFrame, production: DataFrame, k: int) -> Dict[str, Any]:
@@ -322,6 +326,16 @@ def read_input(spark: SparkSession, uri: str, name: str) -> DataFrame:
     return frame.select(*(F.col(column).cast(schema[column].dataType).alias(column) for column in columns))
 
 
+def count_rows(frames: Dict[str, DataFrame]) -> Dict[str, int]:
+    """Rows of each frame, counted in one Spark job (a union of their names) instead of one per frame."""
+    labelled = [frame.select(F.lit(name).alias("input")) for name, frame in frames.items()]
+    union = labelled[0]
+    for frame in labelled[1:]:
+        union = union.unionByName(frame)
+    counted = {row["input"]: int(row["count"]) for row in union.groupBy("input").count().collect()}
+    return {name: counted.get(name, 0) for name in frames}
+
+
 def read_production(spark: SparkSession, production_uri: str) -> Tuple[Dict[str, Any], Optional[str]]:
     """train_cf's ``production.json`` under ``production_uri`` and the lists to score (None: none to score).
 
@@ -370,7 +384,7 @@ def run(
     production_recs = (
         read_input(spark, production_lists, "recommendations") if production_lists is not None else None
     )
-    counts = {name: frame.count() for name, frame in frames.items()}
+    counts = count_rows(frames)
     for name, uri in uris.items():
         log.info("read %d %s rows from %s", counts[name], name, uri)
     if counts["holdout"] == 0:

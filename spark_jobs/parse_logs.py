@@ -19,7 +19,7 @@ import sys
 if __package__ in (None, ""):  # run as a file by spark-submit: make the `spark_jobs` package importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from typing import Dict, Iterator, Optional, Sequence
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import pandas as pd
 from pyspark import StorageLevel
@@ -142,12 +142,17 @@ def duplicate_check_partitions(spark: SparkSession, lines: DataFrame) -> int:
     return max(configured, PARTITIONS_PER_INPUT_SPLIT * lines.rdd.getNumPartitions())
 
 
-def reject_counts(marked: DataFrame) -> Dict[str, int]:
-    """Counts per reject reason, with every known reason present (0 when absent)."""
+def outcome_counts(marked: DataFrame) -> Tuple[int, Dict[str, int]]:
+    """``(accepted, counts per reject reason)`` in one Spark job; every known reason is present (0 when
+    absent)."""
     counts = {reason: 0 for reason in REJECT_REASONS}
-    for row in marked.where(F.col("reason").isNotNull()).groupBy("reason").count().collect():
-        counts[row["reason"]] = int(row["count"])
-    return counts
+    accepted = 0
+    for row in marked.groupBy("reason").count().collect():
+        if row["reason"] is None:
+            accepted = int(row["count"])
+        else:
+            counts[row["reason"]] = int(row["count"])
+    return accepted, counts
 
 
 def build_stats(total_lines: int, counts_by_reason: Dict[str, int], accepted: int) -> Dict[str, object]:
@@ -181,17 +186,17 @@ def run(
     stats_uri = stats_uri or join_uri(output_uri, "_stats.json")
     lines = read_lines(spark, input_uri)
     partitions = duplicate_check_partitions(spark, lines)
-    # Parsed once (the Python parse is the expensive part), read four times (count, reject counts, the
-    # two writes). Cached on local disk, not in the JVM heap: an in-memory cache of the whole day,
-    # raw lines included, made the driver's memory grow with the input.
+    # Parsed once (the Python parse is the expensive part), read three times (the counts, the two
+    # writes). Cached on local disk, not in the JVM heap: an in-memory cache of the whole day, raw
+    # lines included, made the driver's memory grow with the input.
     marked = mark_duplicates(validate_lines(lines), partitions).persist(StorageLevel.DISK_ONLY)
     try:
-        total = marked.count()
+        accepted, counts = outcome_counts(marked)
+        rejected = sum(counts.values())
+        total = accepted + rejected
         log.info("read %d non-blank lines from %s (%d partitions)", total, input_uri, partitions)
         if total == 0:
             raise JobError(f"no input lines under {input_uri}: refusing to publish an empty day")
-        counts = reject_counts(marked)
-        rejected = sum(counts.values())
 
         accepted_events(marked).write.mode("overwrite").parquet(output_uri)
         # Rejects are few by construction (bounded by the ratio); one file is what a person wants to read.
