@@ -120,6 +120,10 @@ test: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) lint ## lint, then every 
 test-unit: $(STAMP) ## only the fast unit tests
 	$(PY) -m pytest -m unit
 
+.PHONY: test-fast
+test-fast: check-java $(STAMP) ## the edit-test loop: unit, Spark and DAG (moto) tests, no servers or spark-submit (< 5 min)
+	$(PY) -m pytest -m "unit or spark or dag"
+
 .PHONY: lint
 lint: $(STAMP) ## ruff check + format check
 	$(VENV)/bin/ruff check .
