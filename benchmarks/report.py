@@ -2,9 +2,9 @@
 
     python -m benchmarks.report [--quick] [--results DIR] [--out-dir docs] [--total-seconds S]
 
-Reads ``var/bench/results/<mode>/{parse_logs,train,quality,overheads}.json`` (a missing benchmark gets a
-"did not run" note) and writes ``<out-dir>/benchmarks.md`` and ``<out-dir>/bench_*.png``. The headline
-table comes first and is copied into the closing note.
+Reads ``var/bench/results/<mode>/{parse_logs,parse_native,train,quality,overheads,chain}.json`` (a missing
+benchmark gets a "did not run" note) and writes ``<out-dir>/benchmarks.md`` and ``<out-dir>/bench_*.png``.
+The headline table comes first and is copied into the closing note.
 """
 
 from __future__ import annotations
@@ -52,6 +52,23 @@ def headline_rows(docs: Dict[str, Optional[Dict[str, Any]]]) -> List[List[str]]:
                 f"{fmt_seconds(big['seconds'])} ({fmt_rate(big['events_per_s']).replace('/s', ' events/s')}, "
                 f"{big['mb_per_s']:.1f} MB/s); peak tree RSS MiB {rss}; JVM live heap MiB {live}",
                 load_note(big),
+            ]
+        )
+    native = docs.get("parse_native")
+    if native:
+        summary, check = native["summary"], native["agreement"]
+        rows.append(
+            [
+                "parse_logs validation, Python vs native Spark expressions, "
+                f"{fmt_count(native['input']['events'])} events",
+                f"python {fmt_seconds(summary['python']['median_s'])} vs native "
+                f"{fmt_seconds(summary['native']['median_s'])}: python/native "
+                f"{summary['ratio_python_over_native']:.2f}x "
+                f"(CPU {summary['cpu_ratio_python_over_native']:.2f}x); "
+                f"Python within {summary['required_ratio']}x of the faster: "
+                + ("yes" if summary["python_within_required_ratio"] else "**NO**")
+                + f"; accepted {check['python']['accepted']:,} vs {check['native']['accepted']:,}",
+                native_load(native["runs"]),
             ]
         )
     train = docs.get("train")
@@ -141,6 +158,17 @@ def headline_rows(docs: Dict[str, Optional[Dict[str, Any]]]) -> List[List[str]]:
                     fmt_load(run["load_before"], run["load_after"]),
                 ]
             )
+    chain = docs.get("chain")
+    if chain:
+        last = chain["rounds"][-1]
+        rows.append(
+            [
+                "make run-chain vs four empty spark-submits (same round)",
+                f"{chain['median_ratio']:.2f}x (chain {fmt_seconds(chain['median_chain_total'])}, empty "
+                f"{fmt_seconds(chain['median_empty_wall'])} each; median of {len(chain['rounds'])})",
+                fmt_load(chain["rounds"][0]["load_before"], last["load_after"]),
+            ]
+        )
     return rows
 
 
@@ -176,7 +204,7 @@ def machine_section(docs: Dict[str, Optional[Dict[str, Any]]], total_seconds: Op
     ]
     if total_seconds:
         target = "make bench-quick" if present[0]["mode"] == "quick" else "make bench"
-        rows.append([f"whole `{target}` (four benchmarks)", fmt_seconds(total_seconds)])
+        rows.append([f"whole `{target}` (six benchmarks)", fmt_seconds(total_seconds)])
     return markdown_table(["", ""], rows, "ll")
 
 
@@ -291,6 +319,52 @@ def investigation_section(doc: Optional[Dict[str, Any]]) -> str:
             + "; ".join(growth)
             + ". Peak RSS does not separate them at this load: G1 commits most of the 4 GiB heap either "
             "way.)",
+        ]
+    )
+
+
+def native_load(runs: Sequence[Dict[str, Any]]) -> str:
+    """Load before the first timed run → after the last."""
+    return fmt_load(runs[0]["load_before"], runs[-1]["load_after"])
+
+
+def parse_native_section(doc: Optional[Dict[str, Any]]) -> str:
+    """The Python validator (the product) against native Spark expressions, one session, alternating."""
+    if not doc:
+        return "_parse_native benchmark did not run._"
+    summary, check, spark = doc["summary"], doc["agreement"], doc["spark"]
+    rows = [
+        [
+            name,
+            fmt_seconds(summary[name]["median_s"]),
+            fmt_rate(summary[name]["events_per_s"]),
+            fmt_seconds(summary[name]["median_cpu_s"]),
+            f"{summary[name]['median_s'] / summary['native']['median_s']:.2f}",
+            f"{check[name]['accepted']:,}",
+            f"{check[f'rows_only_{name}']:,}",
+        ]
+        for name in ("python", "native")
+    ]
+    headers = ["path", "median wall", "events/s", "median CPU", "wall ÷ native", "accepted", "rows only here"]
+    verdict = "met" if summary["python_within_required_ratio"] else "**not met**"
+    sink = "Spark's `noop` sink" if doc["sink"] == "noop" else "Parquet"
+    jit = f"`{spark['jit_java_option']}`" if spark.get("jit_java_option") else "default JIT limits"
+    return "\n\n".join(
+        [
+            f"The same {fmt_count(doc['input']['lines'])} non-blank lines (section 1's generator, "
+            f"{fmt_count(doc['input']['events'])} valid events) read, validated and written to {sink}, in "
+            f"one Spark session (`{spark['master']}`, {spark['input_partitions']} input partitions, JVM with "
+            f"{jit}); {doc['repeats']} run(s) per path, alternating; medians. *python* is "
+            "`parse_logs.validate_lines` (`events.parse_raw` in `mapInPandas`: the job); *native* is "
+            "`benchmarks/native_parse.py` (`from_json`, regexes, `when` chains: measurement only, its "
+            "docstring lists the rules it cannot express). *events/s* counts non-blank lines; *CPU* is the "
+            "process tree's; *accepted* is before duplicate detection (manifest: "
+            f"{check['expected']['accepted_before_duplicates']:,}); *rows only here*: lines the other path "
+            "gives another verdict or other fields.",
+            markdown_table(headers, rows, "lrrrrrr"),
+            f"python / native = {summary['ratio_python_over_native']:.2f} wall, "
+            f"{summary['cpu_ratio_python_over_native']:.2f} CPU (load {native_load(doc['runs'])}). "
+            f"Requirement, the Python path within {summary['required_ratio']}x of the faster one: {verdict}.",
         ]
     )
 
@@ -677,6 +751,56 @@ def overheads_section(doc: Optional[Dict[str, Any]], out_dir: Path) -> str:
     return "\n\n".join(parts)
 
 
+def chain_section(doc: Optional[Dict[str, Any]]) -> str:
+    if not doc:
+        return "_chain benchmark did not run._"
+    round_rows = [
+        [
+            str(index + 1),
+            fmt_seconds(sum(r["empty_walls"])),
+            fmt_seconds(r["chain_total"]),
+            f"{r['ratio']:.2f}x",
+            fmt_load(r["load_before"], r["load_after"]),
+        ]
+        for index, r in enumerate(doc["rounds"])
+    ]
+    job_rows = []
+    for job, b in doc["breakdown"].items():
+        top = sorted(b["actions"].items(), key=lambda item: -item[1]["seconds"])[:3]
+        costly = "; ".join(f"{name} x{a['count']} {a['seconds']:.1f} s" for name, a in top)
+        job_rows.append(
+            [
+                job,
+                fmt_seconds(b["wall"]),
+                fmt_seconds(b["startup"]),
+                f"{fmt_seconds(b['spark_actions'])} ({b['action_count']}, {b['tasks']} tasks)",
+                fmt_seconds(b["driver"]),
+                fmt_seconds(b["shutdown"]),
+                costly,
+            ]
+        )
+    return "\n\n".join(
+        [
+            "`make run-chain` (the four jobs spark-submitted on MovieLens-100K, `tools.run_chain`) against "
+            "four empty spark-submits (`benchmarks/workers/empty_job.py`: the jobs' session, one trivial "
+            "action, stop) in the same round, so machine noise hits both. Ratio = the chain's job walls "
+            f"over the four empty walls; median over {len(doc['rounds'])} round(s): "
+            f"**{doc['median_ratio']:.2f}x** (chain {fmt_seconds(doc['median_chain_total'])}, one empty "
+            f"spark-submit {fmt_seconds(doc['median_empty_wall'])}).",
+            markdown_table(["round", "4 empty", "chain", "ratio", "load"], round_rows, "rrrrl"),
+            "Where each job's time went, from Spark's event log (`benchmarks/eventlog.py`, last round): "
+            "start-up = process start to SparkContext start; actions = the union of Spark SQL executions "
+            "and jobs (a write includes its commit); driver = the rest while the context is up (imports, "
+            "the implicit fit, planning, small-file I/O); shutdown = context end to process exit.",
+            markdown_table(
+                ["job", "wall", "start-up", "actions (n, tasks)", "driver", "shutdown", "costliest actions"],
+                job_rows,
+                "lrrrrrl",
+            ),
+        ]
+    )
+
+
 # ---------------------------------------------------------------------------------------------------- page
 
 
@@ -689,7 +813,7 @@ def build_page(
     mode = next(d["mode"] for d in docs.values() if d)
     head = headline(docs)
     intro = (
-        "Generated by `make bench` (`benchmarks/report.py`) from one run of the four benchmark scripts in "
+        "Generated by `make bench` (`benchmarks/report.py`) from one run of the six benchmark scripts in "
         "`benchmarks/`; every comparison on this page was measured in that run, on the machine described "
         "below. Benchmarks report; they assert no timing. `make bench-quick` runs the same scripts at small "
         "sizes (a smoke test, under 5 minutes) and writes its page under `var/bench/quick/`."
@@ -713,16 +837,21 @@ def build_page(
         machine_section(docs, total_seconds),
         "## 1. parse_logs: speed and memory as data grows",
         parse_section(docs.get("parse_logs"), out_dir, investigation),
+        "### parse_logs validation: the Python validator vs native Spark expressions",
+        parse_native_section(docs.get("parse_native")),
         "## 2. train_cf: implicit ALS vs Spark MLlib ALS, and the job's overhead",
         train_section(docs.get("train"), out_dir),
         "## 3. Ranking quality on MovieLens-100K",
         quality_section(docs.get("quality"), out_dir),
         "## 4. Pipeline overheads",
         overheads_section(docs.get("overheads"), out_dir),
+        "### The four-job chain against empty spark-submits, and where each job's time goes",
+        chain_section(docs.get("chain")),
         "## Closing note",
         "Reproduce with `make bench` (about 30 minutes here) or `make bench-quick`; each script also runs "
-        "alone (`python -m benchmarks.bench_parse_logs --help`, `bench_train`, `bench_quality`, "
-        "`bench_overheads`, then `benchmarks.report`). Raw results: `var/bench/results/<mode>/*.json`. "
+        "alone (`python -m benchmarks.bench_parse_logs --help`, `bench_parse_native`, `bench_train`, "
+        "`bench_quality`, `bench_overheads`, `bench_chain`, then `benchmarks.report`). "
+        "Raw results: `var/bench/results/<mode>/*.json`. "
         "The headline again:",
         head,
     ]
@@ -738,7 +867,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     folder = args.results or results_dir(args.quick)
     out_dir = args.out_dir or (WORK / "quick" if args.quick else DOCS)
-    docs = {name: load(folder, name) for name in ("parse_logs", "train", "quality", "overheads")}
+    names = ("parse_logs", "parse_native", "train", "quality", "overheads", "chain")
+    docs = {name: load(folder, name) for name in names}
     if not any(docs.values()):
         print(f"no results in {folder}", file=sys.stderr)
         return 2

@@ -34,9 +34,11 @@ def commands(quick: bool, seed: int, spark_iterations: Optional[int]) -> List[Li
     python = [sys.executable, "-m"]
     return [
         [*python, "benchmarks.bench_parse_logs", *common],
+        [*python, "benchmarks.bench_parse_native", *common],
         [*python, "benchmarks.bench_train", *common, "--spark-iterations", str(iterations)],
         [*python, "benchmarks.bench_quality", *common],
         [*python, "benchmarks.bench_overheads", *common],
+        [*python, "benchmarks.bench_chain", *common],
     ]
 
 
