@@ -84,12 +84,11 @@ def write_features(train: csr_matrix, folder: Path) -> None:
         }
     )
     pq.write_table(window, folder / "window" / "part-00000.parquet")
-    users = pa.table(
-        {
-            "user_idx": pa.array(np.arange(n_users, dtype=np.int32)),
-            "user_id": [f"u{i}" for i in range(n_users)],
-        }
-    )
+    # Only users with training rows are in the id map, as in real features (minimum support keeps no
+    # user without interactions): train_cf serves exactly the window's users. The matrix keeps its
+    # shape, so the job fits the same matrix as the bare fit.
+    active = np.unique(coo.row).astype(np.int32)
+    users = pa.table({"user_idx": pa.array(active), "user_id": [f"u{i}" for i in active]})
     items = pa.table(
         {
             "item_idx": pa.array(np.arange(n_items, dtype=np.int32)),
@@ -103,7 +102,7 @@ def write_features(train: csr_matrix, folder: Path) -> None:
         "items": n_items,
         "train_nnz": int(train.nnz),
         "holdout_nnz": 0,
-        "window_users": len(np.unique(coo.row)),
+        "window_users": len(active),
     }
     (folder / "manifest.json").write_text(json.dumps(counts, indent=2) + "\n")
 
