@@ -84,11 +84,6 @@ def rank_copies(events: DataFrame) -> DataFrame:
     return events.withColumn("_copy", F.row_number().over(first))
 
 
-def dedupe_events(events: DataFrame) -> DataFrame:
-    """One row per event_id across the window; earliest copy wins (:func:`rank_copies`)."""
-    return rank_copies(events).where(F.col("_copy") == 1).drop("_copy")
-
-
 def weight_events(
     events: DataFrame,
     weights: Dict[str, float],

@@ -74,7 +74,7 @@ def test_aggregate_pairs_sums_confidence_and_keeps_last_ts(spark):
     }
 
 
-def test_dedupe_events_keeps_one_copy_per_event_id(spark):
+def test_rank_copies_marks_the_earliest_copy_of_each_event_id(spark):
     events = events_df(
         spark,
         [
@@ -83,7 +83,8 @@ def test_dedupe_events_keeps_one_copy_per_event_id(spark):
             ("b", "u1", "i2", "view", "2024-01-10 01:00", None),
         ],
     )
-    rows = sorted((r["event_id"], r["event_ts"]) for r in bf.dedupe_events(events).collect())
+    kept = bf.rank_copies(events).where("_copy = 1")
+    rows = sorted((r["event_id"], r["event_ts"]) for r in kept.collect())
     assert rows == [("a", dt.datetime(2024, 1, 9, 1, 0)), ("b", dt.datetime(2024, 1, 10, 1, 0))]
 
 
