@@ -31,49 +31,31 @@ import sys
 if __package__ in (None, ""):  # run as a file by spark-submit: make the `spark_jobs` package importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from functools import partial
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-import pandas as pd
 from pyspark import StorageLevel
-from pyspark.broadcast import Broadcast
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, DecimalType, DoubleType, IntegerType, StructField, StructType
+from pyspark.sql.types import ArrayType, DecimalType, IntegerType
 
 from spark_jobs.common import fs, schemas
 from spark_jobs.common.cli import JobError, new_parser, positive_int_arg, run_job
 from spark_jobs.common.joblog import get_logger
-from spark_jobs.common.popularity import (
-    CatalogueMismatch,
-    item_popularity,
-    popular_top_k,
-    popularity_ranking,
-)
+from spark_jobs.common.popularity import CatalogueMismatch, popular_lists, popularity_order
 from spark_jobs.common.production import SCORED_STATUSES
-from spark_jobs.common.ranking import MEAN_METRICS, USER_METRICS, user_metrics
+from spark_jobs.common.ranking import MEAN_METRICS, USER_METRICS
+from spark_jobs.common.ranking_columns import user_metric_columns
 from spark_jobs.common.session import build_spark
 from spark_jobs.common.uris import join_uri
 
 JOB = "evaluate"
 log = get_logger(JOB)
 
-# One top-K list per user: item indices, best first (may be shorter than K).
-LISTS = StructType(
-    [
-        StructField("user_idx", IntegerType(), False),
-        StructField("items", ArrayType(IntegerType(), False), False),
-    ]
-)
-# One row per evaluated user: their list (empty if they got none) and its metrics (ranking.USER_METRICS).
-PER_USER = StructType(
-    [
-        *LISTS.fields,
-        *(StructField(name, DoubleType(), False) for name in USER_METRICS),
-    ]
-)
+# One top-K list per user, ``LISTS``: (user_idx int, items array<int>: item indices, best first, may be
+# shorter than K). One row per evaluated user, ``PER_USER``: user_idx, items (empty if they got none)
+# and its metrics (ranking.USER_METRICS, double).
+LIST_TYPE = ArrayType(IntegerType())
 # Exact, order-independent sums: double sums depend on partitioning, decimals do not, so reruns give
 # bit-identical metrics. Per-user metrics are in [0, 1]; 20 integer digits is ample headroom.
 _EXACT = DecimalType(38, 18)
@@ -102,52 +84,28 @@ def model_lists(recs: DataFrame, k: int) -> DataFrame:
     return recs.groupBy("user_idx").agg(items.alias("items"))
 
 
-def _popular_batches(batches: Iterator[pd.DataFrame], ranking: Broadcast, k: int) -> Iterator[pd.DataFrame]:
-    """mapInPandas body: ``(user_idx, train_items)`` -> ``LISTS`` with the popularity baseline."""
-    order, ranked_scores = ranking.value
-    for batch in batches:
-        exclude = [
-            np.empty(0, dtype=np.int64) if items is None else np.asarray(items, dtype=np.int64)
-            for items in batch["train_items"]
-        ]
-        lists = popular_top_k(order, ranked_scores, exclude, k)
-        yield pd.DataFrame({"user_idx": batch["user_idx"].to_numpy(dtype=np.int32), "items": lists})
-
-
-def popularity_lists(users_train: DataFrame, ranking: Broadcast, k: int) -> DataFrame:
+def popularity_lists(users_train: DataFrame, order: DataFrame, k: int) -> DataFrame:
     """``(user_idx, train_items: array<int> or null)`` -> ``LISTS`` of the popularity baseline.
 
-    ``ranking`` broadcasts :func:`popularity_ranking`'s arrays; the lists are computed on the executors.
+    ``order`` is :func:`spark_jobs.common.popularity.popularity_order`'s one-row frame.
     """
-    return users_train.select("user_idx", "train_items").mapInPandas(
-        partial(_popular_batches, ranking=ranking, k=k), schema=LISTS
-    )
+    return popular_lists(users_train.select("user_idx", F.col("train_items").alias("exclude")), order, k)
 
 
 # -------------------------------------------------------------------------------------------- metrics
-
-
-def _score_batches(batches: Iterator[pd.DataFrame], k: int) -> Iterator[pd.DataFrame]:
-    """mapInPandas body: ``(user_idx, relevant, items or null)`` -> ``PER_USER``."""
-    for batch in batches:
-        lists = [np.empty(0, dtype=np.int32) if items is None else items for items in batch["items"]]
-        rows = [user_metrics(items, relevant, k) for items, relevant in zip(lists, batch["relevant"])]
-        frame = pd.DataFrame({"user_idx": batch["user_idx"].to_numpy(dtype=np.int32), "items": lists})
-        for name in USER_METRICS:
-            frame[name] = np.array([row[name] for row in rows], dtype=np.float64)
-        yield frame
 
 
 def score_lists(relevant: DataFrame, lists: DataFrame, k: int) -> DataFrame:
     """Per-user metrics (``PER_USER``) of ``lists`` against ``relevant``, for every evaluated user.
 
     Left join from the evaluated users: lists of other users are ignored, and an evaluated user without a
-    list is scored on an empty one (all zeros).
+    list is scored on an empty one (all zeros). Spark expressions equal to ``ranking.user_metrics``.
     """
-    joined = relevant.join(lists.select("user_idx", "items"), "user_idx", "left")
-    return joined.select("user_idx", "relevant", "items").mapInPandas(
-        partial(_score_batches, k=k), schema=PER_USER
+    joined = relevant.join(lists.select("user_idx", "items"), "user_idx", "left").select(
+        "user_idx", "relevant", F.coalesce(F.col("items"), F.array().cast(LIST_TYPE)).alias("items")
     )
+    metrics = user_metric_columns(F.col("items"), F.col("relevant"), k)
+    return joined.select("user_idx", "items", *(metrics[name].alias(name) for name in USER_METRICS))
 
 
 def summarise(per_user: DataFrame, n_items: int, k: int) -> Tuple[Dict[str, float], int, int]:
@@ -233,7 +191,6 @@ def evaluate(
 
     relevant = relevant_sets(holdout).persist(StorageLevel.MEMORY_AND_DISK)
     cached: List[DataFrame] = [relevant]
-    ranking: Optional[Broadcast] = None
     try:
         n_users = relevant.count()
         if n_users == 0:
@@ -266,12 +223,12 @@ def evaluate(
                 result["paired"]["standard_error"][f"ndcg@{k}"],
             )
 
-        try:
-            popularity = item_popularity(train, n_items)
-        except CatalogueMismatch as exc:
-            raise JobError(f"training {exc}") from None
-        log.info("popularity: %d of %d items have training users", int((popularity > 0).sum()), n_items)
-        ranking = spark.sparkContext.broadcast(popularity_ranking(popularity))
+        order = popularity_order(spark, train, n_items).localCheckpoint(eager=False)
+        checks = order.select("with_users", "outside", "outside_min").first()
+        if checks["outside"]:
+            mismatch = CatalogueMismatch.of(checks["outside"], n_items, checks["outside_min"])
+            raise JobError(f"training {mismatch}")
+        log.info("popularity: %d of %d items have training users", checks["with_users"], n_items)
         users = relevant.select("user_idx")
         train_items = (
             train.join(users, "user_idx", "left_semi")
@@ -279,7 +236,7 @@ def evaluate(
             .agg(F.collect_set("item_idx").alias("train_items"))
         )
         users_train = users.join(train_items, "user_idx", "left")  # no training rows: nothing to exclude
-        baseline = score_lists(relevant, popularity_lists(users_train, ranking, k), k)
+        baseline = score_lists(relevant, popularity_lists(users_train, order, k), k)
         baseline = baseline.persist(StorageLevel.MEMORY_AND_DISK)
         cached.append(baseline)
         baseline_metrics, _, listed = summarise(baseline, n_items, k)
@@ -287,8 +244,6 @@ def evaluate(
     finally:
         for frame in cached:
             frame.unpersist()
-        if ranking is not None:
-            ranking.unpersist()
 
     return {
         "k": k,

@@ -10,14 +10,23 @@ from __future__ import annotations
 from typing import List, Sequence, Tuple
 
 import numpy as np
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, IntegerType
 
 from spark_jobs.common.topk import top_k_excluding
 
 
 class CatalogueMismatch(ValueError):
     """Interaction item indices fall outside the catalogue: inputs from different feature builds."""
+
+    @classmethod
+    def of(cls, outside: int, n_items: int, example: int) -> CatalogueMismatch:
+        """The error for ``outside`` interacted item indices not in 0..n_items-1, ``example`` one of them."""
+        return cls(
+            f"{outside} item indices are outside the catalogue 0..{n_items - 1} "
+            f"(e.g. {example}): interactions and items/ come from different feature builds"
+        )
 
 
 def item_popularity(interactions: DataFrame, n_items: int) -> np.ndarray:
@@ -44,10 +53,7 @@ def _popularity_vector(items: np.ndarray, users: np.ndarray, n_items: int) -> np
     if len(items):
         bad = items[(items < 0) | (items >= n_items)]
         if len(bad):
-            raise CatalogueMismatch(
-                f"{len(bad)} item indices are outside the catalogue 0..{n_items - 1} "
-                f"(e.g. {int(bad.min())}): interactions and items/ come from different feature builds"
-            )
+            raise CatalogueMismatch.of(len(bad), n_items, int(bad.min()))
         popularity[items] = users
     return popularity
 
@@ -93,3 +99,42 @@ def popular_top_k(
         for row, cols in zip(rows, chosen):
             out[row] = order[cols[cols >= 0]]
     return out
+
+
+# ----------------------------------------------------------------------------- as Spark expressions
+
+
+def popularity_order(spark: SparkSession, interactions: DataFrame, n_items: int) -> DataFrame:
+    """The catalogue order of :func:`popularity_ranking`, computed by Spark: a one-row frame.
+
+    Columns: ``order`` (array<int> of item indices 0..n_items-1, most distinct users first, ties by
+    ascending index), ``with_users`` (items with at least one user), ``outside`` (interacted item
+    indices not in the catalogue: more than 0 means the inputs do not belong together) and
+    ``outside_min`` (the smallest of them, or null).
+    """
+    users = interactions.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("users"))
+    catalogue = spark.range(n_items).select(
+        F.col("id").cast("int").alias("item_idx"), F.lit(True).alias("known")
+    )
+    items = catalogue.join(users, "item_idx", "full_outer")
+    known = F.col("known").isNotNull()
+    ranked = F.when(known, F.struct((-F.coalesce(F.col("users"), F.lit(0))).alias("rank"), F.col("item_idx")))
+    return items.agg(
+        F.transform(F.sort_array(F.collect_list(ranked)), lambda entry: entry["item_idx"]).alias("order"),
+        F.count(F.when(known & F.col("users").isNotNull(), 1)).alias("with_users"),
+        F.count(F.when(~known, 1)).alias("outside"),
+        F.min(F.when(~known, F.col("item_idx"))).alias("outside_min"),
+    )
+
+
+def popular_lists(users: DataFrame, order: DataFrame, k: int) -> DataFrame:
+    """``(user_idx, exclude: array<int> or null)`` -> ``(user_idx, items: array<int>)``.
+
+    Each user's list is the first ``k`` items of :func:`popularity_order`'s ``order`` that are not in
+    ``exclude``, as :func:`popular_top_k` gives them: only the first ``k + len(exclude)`` positions can
+    hold them, so that is all a row looks at. Shorter than ``k`` only when fewer eligible items exist.
+    """
+    exclude = F.coalesce(F.col("exclude"), F.array().cast(ArrayType(IntegerType())))
+    prefix = F.slice(F.col("order"), 1, F.lit(k) + F.size(exclude))
+    items = F.slice(F.array_except(prefix, exclude), 1, k)
+    return users.crossJoin(F.broadcast(order.select("order"))).select("user_idx", items.alias("items"))

@@ -12,8 +12,9 @@ For one user with an ordered recommended list R (length <= K, best first) and a 
 We define these ourselves on purpose: ``implicit.evaluation.ranking_metrics_at_k`` divides precision by
 min(K, |T|), which flatters models on users with few held-out items.
 
-Pure Python (no Spark, no numpy needed): the evaluate job calls :func:`user_metrics` inside
-``mapInPandas`` and unit tests call it directly.
+Pure Python (no Spark, no numpy needed): the specification. The evaluate job computes the same numbers
+with Spark expressions (:mod:`spark_jobs.common.ranking_columns`, checked against :func:`user_metrics`
+bit for bit by property tests), so scoring needs no Python workers.
 """
 
 from __future__ import annotations
@@ -26,9 +27,14 @@ USER_METRICS: Tuple[str, ...] = ("precision", "recall", "ndcg", "ap")
 MEAN_METRICS: Tuple[str, ...] = ("precision", "recall", "ndcg", "map")
 
 
+def discount(rank: int) -> float:
+    """DCG's gain of a hit at ``rank`` (1-based): ``1 / log2(rank + 1)``."""
+    return 1.0 / math.log2(rank + 1)
+
+
 def ideal_dcg(n_relevant: int, k: int) -> float:
     """DCG of a perfect list: ``min(k, n_relevant)`` hits at ranks 1.. (0.0 when there are none)."""
-    return sum(1.0 / math.log2(rank + 1) for rank in range(1, min(k, n_relevant) + 1))
+    return sum(discount(rank) for rank in range(1, min(k, n_relevant) + 1))
 
 
 def user_metrics(recommended: Sequence[int], relevant: Collection[int], k: int) -> Dict[str, float]:
@@ -57,7 +63,7 @@ def user_metrics(recommended: Sequence[int], relevant: Collection[int], k: int) 
         item = int(raw_item)
         if item in targets and item not in seen:
             hits += 1
-            dcg += 1.0 / math.log2(rank + 1)
+            dcg += discount(rank)
             precision_sum += hits / rank
         seen.add(item)
 

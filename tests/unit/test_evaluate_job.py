@@ -15,6 +15,7 @@ import pytest
 from spark_jobs import evaluate as job
 from spark_jobs.common import schemas
 from spark_jobs.common.cli import JobError
+from spark_jobs.common.popularity import item_popularity, popular_top_k, popularity_order, popularity_ranking
 from spark_jobs.common.production import SCORED_STATUSES
 from spark_jobs.common.topk import top_k_excluding
 from tests.conftest import ROOT
@@ -82,15 +83,32 @@ def test_model_lists_order_by_rank_and_cut_at_k(spark, frames):
 
 def test_popularity_lists_exclude_training_items(spark, frames):
     train = frames[0]
-    order, scores = job.popularity_ranking(job.item_popularity(train, N_ITEMS))
-    assert order.tolist() == [0, 1, 2, 3, 4, 5]
-    ranking = spark.sparkContext.broadcast((order, scores))
+    order = popularity_order(spark, train, N_ITEMS)
+    checks = order.first()
+    assert (checks["order"], checks["with_users"], checks["outside"]) == ([0, 1, 2, 3, 4, 5], 5, 0)
     users_train = spark.createDataFrame(
         [(0, [0, 1]), (1, [0, 2]), (2, [0, 1, 3]), (4, None)], "user_idx int, train_items array<int>"
     )
-    got = {row["user_idx"]: row["items"] for row in job.popularity_lists(users_train, ranking, K).collect()}
-    ranking.unpersist()
+    got = {row["user_idx"]: row["items"] for row in job.popularity_lists(users_train, order, K).collect()}
     assert got == POPULAR_LISTS
+
+
+@pytest.mark.parametrize("seed", [3, 7, 11])
+def test_native_popularity_equals_the_numpy_ranking(spark, seed):
+    # Spark's order and lists must be exactly popularity_ranking / popular_top_k (train_cf's fallback):
+    # many ties, heavy users, users excluding nearly everything, a user excluding nothing.
+    rng = np.random.default_rng(seed)
+    n_items, k = 40, 5
+    pairs = {(int(u), int(i)) for u, i in zip(rng.integers(0, 30, 300), rng.zipf(1.6, 300) % n_items)}
+    train = interactions(spark, sorted(pairs))
+    expected_order, scores = popularity_ranking(item_popularity(train, n_items))
+    order = popularity_order(spark, train, n_items)
+    assert order.first()["order"] == expected_order.tolist()
+    exclude = [rng.choice(n_items, size=n, replace=False).tolist() for n in (0, 1, 4, 12, 35, 38, 39, 40)]
+    users = spark.createDataFrame(list(enumerate(exclude)), "user_idx int, train_items array<int>")
+    got = {row["user_idx"]: row["items"] for row in job.popularity_lists(users, order, k).collect()}
+    want = popular_top_k(expected_order, scores, [np.array(e, dtype=np.int64) for e in exclude], k)
+    assert got == {user: items.tolist() for user, items in enumerate(want)}
 
 
 def test_evaluate_exact_metrics(spark, frames):
@@ -118,10 +136,10 @@ def test_popular_top_k_matches_full_catalogue_top_k():
     rng = np.random.default_rng(7)
     n_items, k = 50, 5
     popularity = rng.integers(0, 6, n_items).astype(np.float64)  # many ties
-    order, scores = job.popularity_ranking(popularity)
+    order, scores = popularity_ranking(popularity)
     exclude = [rng.choice(n_items, size=n, replace=False) for n in (0, 1, 3, 10, 30, 46, 49, 50)]
     expected, _ = top_k_excluding(np.tile(popularity, (len(exclude), 1)), exclude, k)
-    got = job.popular_top_k(order, scores, exclude, k)
+    got = popular_top_k(order, scores, exclude, k)
     for want, have in zip(expected, got):
         assert have.tolist() == [item for item in want.tolist() if item >= 0]
     assert [len(items) for items in got] == [5, 5, 5, 5, 5, 4, 1, 0]
