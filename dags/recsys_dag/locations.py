@@ -49,6 +49,7 @@ def run_locations(cfg: PipelineConfig, ds: str) -> Dict[str, str]:
         "evaluation": s3_uri(*run, "evaluation"),
         "metrics": s3_uri(*run, "evaluation", "metrics.json"),
         "gate_report": s3_uri(*run, "gate.json"),
+        "outcomes": s3_uri(*run, "outcomes"),  # <job>.json: each job's own outcome record
         "emr_logs": s3_uri(cfg.artifact_bucket, cfg.emr_log_prefix) + "/",
     }
 

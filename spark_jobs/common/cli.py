@@ -1,21 +1,41 @@
 """CLI plumbing shared by the job entry points: argument types and the failure contract.
 
 A job that fails on purpose raises :class:`JobError`; :func:`run_job` logs ``FAILED <job>: <reason>`` and
-exits with status 2, so spark-submit, EMR and Airflow all see a failed step with a readable reason.
+exits with status 2, so spark-submit, EMR and Airflow all see a failed step with a readable reason. Any
+other exception is logged the same way (``FAILED <job>: <Type>: <message>``) before Python prints its
+traceback and exits 1. With ``--outcome URI`` (every job accepts it), the job also writes its outcome
+record there before exiting (:mod:`spark_jobs.common.outcome`).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Callable, NoReturn, Optional, Sequence
 
+from spark_jobs.common import outcome
 from spark_jobs.common.joblog import get_logger
 from spark_jobs.common.uris import parse_date
 
 
 class JobError(RuntimeError):
     """A deliberate, explained job failure (bad input, threshold exceeded, missing data)."""
+
+
+class InvalidArguments(SystemExit):
+    """argparse's exit on bad arguments (status 2), keeping its message for the outcome record."""
+
+    def __init__(self, message: str):
+        super().__init__(2)
+        self.message = message
+
+
+class _JobArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self._print_message(f"{self.prog}: error: {message}\n", sys.stderr)
+        raise InvalidArguments(f"invalid arguments: {message}")
 
 
 def date_arg(text: str):
@@ -60,17 +80,59 @@ def non_negative_float_arg(text: str) -> float:
 
 
 def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """An argument parser whose help shows defaults."""
-    return argparse.ArgumentParser(
+    """An argument parser whose help shows defaults, with the ``--outcome`` option every job has."""
+    parser = _JobArgumentParser(
         prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
+    parser.add_argument(
+        outcome.OPTION,
+        default=None,
+        metavar="URI",
+        help="write this run's outcome record (JSON: status, reason, traceback tail) here before exiting",
+    )
+    return parser
 
 
 def run_job(job: str, main: Callable[[Optional[Sequence[str]]], None], argv: Optional[Sequence[str]] = None):
-    """Run ``main(argv)``; turn a :class:`JobError` into a logged failure and exit status 2."""
+    """Run ``main(argv)``: exit status 0, 2 (:class:`JobError`, bad arguments) or 1 (anything else).
+
+    Failures are logged as ``FAILED <job>: <reason>``; with ``--outcome URI`` the outcome record is
+    written before the process exits, whatever happened.
+    """
     log = get_logger(job)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    started = dt.datetime.now(dt.timezone.utc)
+    exit_code, reason, error = 0, None, None
     try:
         main(argv)
     except JobError as exc:
-        log.error("FAILED %s: %s", job, exc)
-        sys.exit(2)
+        exit_code, reason, error = 2, f"FAILED {job}: {exc}", exc
+    except InvalidArguments as exc:
+        exit_code, reason = 2, f"FAILED {job}: {exc.message}"
+    except SystemExit as exc:  # --help (0), or a library calling sys.exit
+        exit_code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        reason = f"FAILED {job}: exited with status {exit_code}" if exit_code else None
+        if exit_code == 0:
+            raise
+    except BaseException as exc:  # recorded, then re-raised so Python prints the traceback
+        exit_code, reason, error = 1, f"FAILED {job}: {type(exc).__name__}: {exc}", exc
+    if reason:
+        log.error("%s", reason)
+    uri = outcome.outcome_uri(arguments)
+    if uri:
+        record = outcome.outcome_record(
+            job,
+            exit_code=exit_code,
+            started_at=started,
+            ended_at=dt.datetime.now(dt.timezone.utc),
+            argv=arguments,
+            reason=reason,
+            error=error,
+            application_id=outcome.application_id(),
+        )
+        for problem in outcome.write_outcome(uri, record, job):
+            log.warning("%s", problem)
+    if error is not None and not isinstance(error, JobError):
+        raise error
+    if exit_code:
+        sys.exit(exit_code)
