@@ -32,6 +32,7 @@ from benchmarks import jvmgc
 from benchmarks.env import ROOT, WORK, spark_env
 from benchmarks.procmon import MIB, run_monitored
 from benchmarks.results import Recorder, add_common_args
+from spark_jobs.common.published import local_pointer
 from tools.datagen.clickstream import generate
 
 FULL_SIZES = (1_000_000, 5_000_000, 10_000_000)
@@ -119,7 +120,9 @@ def run_size(
     result = run_monitored(command, cwd=ROOT, env=spark_env(), log_path=log)
     if result.returncode != 0:
         raise RuntimeError(f"parse_logs failed at {size} events; log: {log}")
-    stats = json.loads((out / "_stats.json").read_text())
+    # Revisions before days were published wrote _stats.json at the top of the output (--compare-rev).
+    legacy = out / "_stats.json"
+    stats = json.loads(legacy.read_text()) if legacy.exists() else local_pointer(out)["stats"]
     heap = jvmgc.heap_summary(gc_log.read_text().splitlines()) if gc_log.exists() else {}
     counted_at = result.first_line_at("recsys.parse_logs: read ")
     read_line = next((line for _, line in result.lines if "recsys.parse_logs: read " in line), "")

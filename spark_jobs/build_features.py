@@ -3,8 +3,11 @@
     spark-submit spark_jobs/build_features.py --events URI --run-date YYYY-MM-DD --output URI
         [--lookback-days 30] [--half-life-days 14] [--weights view=1,click=2,add_to_cart=4,purchase=8]
         [--min-user-items 2] [--min-item-users 2] [--holdout-fraction 0.2] [--min-items-for-holdout 3]
+        [--min-window-share 0.8]
 
-Reads ``<events>/dt=YYYY-MM-DD`` for each day of the window that exists. Each event gets a weight (its
+Reads, for each day of the window, the attempt that ``<events>/dt=YYYY-MM-DD/_PUBLISHED.json`` names
+(parse_logs publishes a day only when it passed its reject ratio); fails, naming the days, when fewer
+than ``--min-window-share`` of the window's days are published. Each event gets a weight (its
 type's weight; a rating weighs its value times ``--rating-weight``) decayed by its age at the end of the
 run date (half-life in days; 0 disables decay). One confidence per (user, item) = sum of decayed weights.
 Users and items below minimum support are removed until both hold (k-core). Users and items get
@@ -43,6 +46,7 @@ from spark_jobs.common.cli import (
 )
 from spark_jobs.common.events import EVENT_TYPES
 from spark_jobs.common.joblog import get_logger
+from spark_jobs.common.published import day_state
 from spark_jobs.common.session import build_spark
 from spark_jobs.common.uris import dt_partition, join_uri, lookback_days
 
@@ -205,15 +209,60 @@ def split_holdout(indexed: DataFrame, holdout_fraction: float, min_items_for_hol
     return indexed.withColumn("is_holdout", F.row_number().over(latest_first) <= n_holdout)
 
 
-def existing_partitions(
+def published_days(
     spark: SparkSession, events_uri: str, days: List[dt.date]
-) -> Tuple[List[str], List[str]]:
-    """(existing, missing) ``dt=`` folders of ``events_uri`` for ``days``."""
-    existing, missing = [], []
+) -> Tuple[List[str], List[str], List[str]]:
+    """``(events, missing, unpublished)`` for the ``dt=`` folders of ``events_uri`` over ``days``.
+
+    ``events``: the published attempt's URI of each published day; ``missing``: day folders that do
+    not exist; ``unpublished``: day folders with no published attempt (rejected, or a run that died).
+    """
+    events, missing, unpublished = [], [], []
     for day in days:
         uri = dt_partition(events_uri, day)
-        (existing if fs.exists(spark, uri) else missing).append(uri)
-    return existing, missing
+        state = day_state(spark, uri)
+        if state["state"] == "published":
+            events.append(state["pointer"]["events"])
+        else:
+            (missing if state["state"] == "missing" else unpublished).append(uri)
+    return events, missing, unpublished
+
+
+def check_window(
+    days: List[dt.date],
+    events: List[str],
+    missing: List[str],
+    unpublished: List[str],
+    min_share: float,
+    events_uri: str,
+) -> None:
+    """Raise :class:`JobError`, naming the absent days, if published days are under ``min_share``."""
+    share = len(events) / len(days)
+    if events and share >= min_share:
+        return
+    absent = (
+        f"not published (rejected or incomplete): {_day_names(unpublished)}; missing: {_day_names(missing)}"
+    )
+    if not events:
+        raise JobError(f"no parsed events under {events_uri} for {days[0]}..{days[-1]}: {absent}")
+    raise JobError(
+        f"only {len(events)} of {len(days)} days ({share:.0%}) of {days[0]}..{days[-1]} are published "
+        f"under {events_uri}, below --min-window-share {min_share}: {absent}"
+    )
+
+
+def _day_names(uris: List[str]) -> str:
+    """Day folders' ``dt=`` names, consecutive days as one range (``dt=a..dt=b (n days)``), or "none"."""
+    names = [uri.rstrip("/").rsplit("/", 1)[-1] for uri in uris]
+    runs: List[List[str]] = []
+    for name in names:
+        day = dt.date.fromisoformat(name[len("dt=") :])
+        if runs and dt.date.fromisoformat(runs[-1][-1][len("dt=") :]) + dt.timedelta(days=1) == day:
+            runs[-1].append(name)
+        else:
+            runs.append([name])
+    parts = [run[0] if len(run) == 1 else f"{run[0]}..{run[-1]} ({len(run)} days)" for run in runs]
+    return ", ".join(parts) or "none"
 
 
 def run(
@@ -229,17 +278,26 @@ def run(
     min_item_users: int = 2,
     holdout_fraction: float = 0.2,
     min_items_for_holdout: int = 3,
+    min_window_share: float = 0.8,
 ) -> Dict[str, object]:
-    """Build the features for ``run_date`` and write them under ``output_uri``; returns the manifest."""
+    """Build the features for ``run_date`` and write them under ``output_uri``; returns the manifest.
+
+    Reads only published days (:mod:`spark_jobs.common.published`); fails, naming the absent days, when
+    fewer than ``min_window_share`` of the window's days are published (or none is).
+    """
     weights = weights or dict(DEFAULT_WEIGHTS)
     days = lookback_days(run_date, lookback)
-    paths, missing = existing_partitions(spark, events_uri, days)
-    if not paths:
-        raise JobError(
-            f"no parsed events under {events_uri} for {days[0]}..{days[-1]} (lookback {lookback} d)"
+    paths, missing, unpublished = published_days(spark, events_uri, days)
+    check_window(days, paths, missing, unpublished, min_window_share, events_uri)
+    if missing or unpublished:
+        log.warning(
+            "%d of %d days of the window are not there: %d missing, %d not published (e.g. %s)",
+            len(missing) + len(unpublished),
+            len(days),
+            len(missing),
+            len(unpublished),
+            (unpublished or missing)[-1],
         )
-    if missing:
-        log.warning("%d of %d days missing in the window, e.g. %s", len(missing), len(days), missing[-1])
 
     # Frames read more than once are local checkpoints, filled by their first action: later actions
     # then plan from the stored rows, not from the whole lineage (measured on MovieLens-100K, actions
@@ -319,6 +377,7 @@ def run(
         "window": {"first_day": days[0].isoformat(), "last_day": days[-1].isoformat(), "days": lookback},
         "partitions_read": paths,
         "partitions_missing": missing,
+        "partitions_unpublished": unpublished,
         "events_read": events_read,
         "duplicate_events_dropped": events_read - events_kept,
         "events_by_type": {name: by_type.get(name, 0) for name in EVENT_TYPES},
@@ -385,6 +444,13 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     parser.add_argument(
         "--min-items-for-holdout", type=positive_int_arg, default=3, help="users with fewer get no holdout"
     )
+    parser.add_argument(
+        "--min-window-share",
+        type=ratio_arg,
+        default=0.8,
+        help="fail unless at least this share of the window's days is published (missing and rejected "
+        "days count against it)",
+    )
     return parser.parse_args(argv)
 
 
@@ -404,6 +470,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         min_item_users=args.min_item_users,
         holdout_fraction=args.holdout_fraction,
         min_items_for_holdout=args.min_items_for_holdout,
+        min_window_share=args.min_window_share,
     )
 
 

@@ -2,13 +2,17 @@
 
     spark-submit spark_jobs/parse_logs.py --input URI --output URI --rejects URI [--max-reject-ratio R]
 
-Contract (docs/contracts.md): every non-blank input line is either accepted (one row in ``--output``) or
-rejected (one JSON line ``{"raw", "reason", "detail"}`` in ``--rejects``, plus ``"raw_base64"``, the
-exact bytes, for a line that is not UTF-8); blank lines are skipped and not counted. Any byte sequence
+Contract (docs/contracts.md): every non-blank input line is either accepted (one row in the attempt's
+events) or rejected (one JSON line ``{"raw", "reason", "detail"}`` in its rejects, plus ``"raw_base64"``,
+the exact bytes, for a line that is not UTF-8); blank lines are skipped and not counted. ``--output`` and
+``--rejects`` are the day's folders: each run writes a new attempt under ``_attempts/<id>/`` and the day
+is published (``<output>/_PUBLISHED.json`` names the attempt, written last) only when the attempt is
+within ``--max-reject-ratio`` (:mod:`spark_jobs.common.published`). Any byte sequence
 is input: what a line is, and the limits, are in :mod:`spark_jobs.common.events`. Duplicated
 ``event_id``: the copy with the earliest (event time, raw text) is kept, the others are rejected as
-``duplicate_event_id``. Counts by reason go to ``_stats.json`` in the output folder. A
-reject ratio above ``--max-reject-ratio`` fails the job (exit 2) after all outputs are written.
+``duplicate_event_id``. Counts by reason go to ``_stats.json`` in the attempt's folder (and into the
+pointer). A reject ratio above ``--max-reject-ratio`` fails the job (exit 2) after the attempt is
+written, leaving the day's previously published attempt, if any, as it was.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import sys
 if __package__ in (None, ""):  # run as a file by spark-submit: make the `spark_jobs` package importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import datetime as dt
 from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import pandas as pd
@@ -31,6 +36,7 @@ from spark_jobs.common import fs
 from spark_jobs.common.cli import JobError, new_parser, ratio_arg, run_job
 from spark_jobs.common.events import DUPLICATE_EVENT_ID, REJECT_REASONS, is_blank_bytes, parse_raw
 from spark_jobs.common.joblog import get_logger
+from spark_jobs.common.published import attempt_uri, new_attempt_id, pointer_uri, publish
 from spark_jobs.common.session import build_spark
 from spark_jobs.common.uris import join_uri
 
@@ -179,11 +185,17 @@ def run(
     max_reject_ratio: Optional[float] = None,
     stats_uri: Optional[str] = None,
 ) -> Dict[str, object]:
-    """Parse ``input_uri`` into ``output_uri`` (Parquet, overwritten) and ``rejects_uri`` (JSON lines).
+    """Parse ``input_uri`` into a new attempt of the day ``output_uri``; publish it if within the ratio.
 
-    Returns the stats record (also written to ``stats_uri``, default ``<output>/_stats.json``).
+    The attempt's events (Parquet) and rejects (JSON lines) go under ``<output_uri>/_attempts/<id>/``
+    and ``<rejects_uri>/_attempts/<id>/``; then, unless the reject ratio exceeds ``max_reject_ratio``,
+    ``<output_uri>/_PUBLISHED.json`` names it (:mod:`spark_jobs.common.published`). Returns the stats
+    record (also written to ``stats_uri``, default ``<attempt>/_stats.json``, and into the pointer).
     """
-    stats_uri = stats_uri or join_uri(output_uri, "_stats.json")
+    attempt = new_attempt_id(spark.sparkContext.applicationId, dt.datetime.now(dt.timezone.utc))
+    events_uri = attempt_uri(output_uri, attempt)
+    attempt_rejects = attempt_uri(rejects_uri, attempt)
+    stats_uri = stats_uri or join_uri(events_uri, "_stats.json")
     lines = read_lines(spark, input_uri)
     partitions = duplicate_check_partitions(spark, lines)
     # Parsed once (the Python parse is the expensive part), read three times (the counts, the two
@@ -198,23 +210,23 @@ def run(
         if total == 0:
             raise JobError(f"no input lines under {input_uri}: refusing to publish an empty day")
 
-        accepted_events(marked).write.mode("overwrite").parquet(output_uri)
+        accepted_events(marked).write.mode("overwrite").parquet(events_uri)
         # Rejects are few by construction (bounded by the ratio); one file is what a person wants to read.
         rejects_out = rejected_lines(marked)
         if rejected <= 1_000_000:
             rejects_out = rejects_out.coalesce(1)
-        rejects_out.write.mode("overwrite").json(rejects_uri)
+        rejects_out.write.mode("overwrite").json(attempt_rejects)
         stats = build_stats(total, counts, total - rejected)
     finally:
         marked.unpersist()
 
-    stats.update({"input": input_uri, "output": output_uri, "rejects": rejects_uri})
+    stats.update({"input": input_uri, "output": events_uri, "rejects": attempt_rejects, "attempt": attempt})
     fs.write_json(spark, stats_uri, stats)
-    log.info("wrote %d events to %s", stats["accepted"], output_uri)
+    log.info("wrote %d events to %s", stats["accepted"], events_uri)
     log.info(
         "wrote %d rejects to %s (%s)",
         rejected,
-        rejects_uri,
+        attempt_rejects,
         ", ".join(f"{reason}={n}" for reason, n in counts.items() if n) or "none",
     )
     log.info("wrote stats to %s", stats_uri)
@@ -222,23 +234,39 @@ def run(
     if max_reject_ratio is not None and stats["reject_ratio"] > max_reject_ratio:
         raise JobError(
             f"reject ratio {stats['reject_ratio']:.4f} ({rejected}/{total} lines) exceeds "
-            f"--max-reject-ratio {max_reject_ratio}; see rejects at {rejects_uri} and stats at {stats_uri}"
+            f"--max-reject-ratio {max_reject_ratio}: attempt {attempt} not published, the day's published "
+            f"output is unchanged; see rejects at {attempt_rejects} and stats at {stats_uri}"
         )
+    pointer = {
+        "attempt": attempt,
+        "events": events_uri,
+        "rejects": attempt_rejects,
+        "stats": stats,
+        "published_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }
+    pruned = publish(spark, output_uri, pointer, also_prune=[rejects_uri])
+    log.info("published attempt %s at %s (pruned %d older)", attempt, pointer_uri(output_uri), len(pruned))
     return stats
 
 
 def parse_args(argv: Optional[Sequence[str]] = None):
     parser = new_parser(JOB, __doc__.split("\n\n")[0])
     parser.add_argument("--input", required=True, help="raw JSON-lines URI (file or folder, .gz ok)")
-    parser.add_argument("--output", required=True, help="Parquet output URI for valid events (overwritten)")
-    parser.add_argument("--rejects", required=True, help="JSON-lines URI for rejected lines (overwritten)")
+    parser.add_argument(
+        "--output", required=True, help="the day's events folder: attempts (Parquet) and _PUBLISHED.json"
+    )
+    parser.add_argument(
+        "--rejects", required=True, help="the day's rejects folder: JSON lines under _attempts/<attempt>/"
+    )
     parser.add_argument(
         "--max-reject-ratio",
         type=ratio_arg,
         default=None,
-        help="fail (after writing outputs) if rejected/lines exceeds this; unset = never fail on rejects",
+        help="fail without publishing the day if rejected/lines exceeds this; unset = never fail on rejects",
     )
-    parser.add_argument("--stats", default=None, help="stats JSON URI (default: <output>/_stats.json)")
+    parser.add_argument(
+        "--stats", default=None, help="stats JSON URI (default: <output>/_attempts/<attempt>/_stats.json)"
+    )
     return parser.parse_args(argv)
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from spark_jobs.common.published import local_pointer
+
 ROOT = Path(__file__).resolve().parent.parent
 METRIC_NAMES = ("precision", "recall", "ndcg", "map")
 
@@ -187,7 +189,7 @@ def metrics_table(metrics: Dict[str, dict]) -> str:
 def report(result: ChainResult) -> str:
     """The closing summary of a chain run."""
     parsed = result.path("parsed")
-    stats = [json.loads(result.path("parsed", day, "_stats.json").read_text()) for day in result.parsed_days]
+    stats = [local_pointer(result.path("parsed", day))["stats"] for day in result.parsed_days]
     lines_total = sum(s["lines"] for s in stats)
     accepted, rejected = sum(s["accepted"] for s in stats), sum(s["rejected"] for s in stats)
     features = json.loads(result.path("features", f"dt={result.run_date}", "manifest.json").read_text())

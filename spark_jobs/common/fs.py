@@ -6,9 +6,10 @@ Only small metadata goes through here (stats, manifests, metrics, parameters); d
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import SparkSession
+if TYPE_CHECKING:  # no pyspark import for callers that only read local pointers (tools, tests)
+    from pyspark.sql import SparkSession
 
 
 def _path_and_fs(spark: SparkSession, uri: str):
@@ -55,3 +56,17 @@ def write_json(spark: SparkSession, uri: str, payload: Any) -> None:
 def read_json(spark: SparkSession, uri: str) -> Any:
     """Read a JSON document from ``uri``."""
     return json.loads(read_text(spark, uri))
+
+
+def list_folders(spark: SparkSession, uri: str) -> list:
+    """Names of the folders directly under ``uri`` (empty if ``uri`` does not exist), sorted."""
+    path, fs = _path_and_fs(spark, uri)
+    if not fs.exists(path):
+        return []
+    return sorted(status.getPath().getName() for status in fs.listStatus(path) if status.isDirectory())
+
+
+def delete(spark: SparkSession, uri: str) -> bool:
+    """Delete the file or folder (recursively) at ``uri``; False if there was nothing."""
+    path, fs = _path_and_fs(spark, uri)
+    return bool(fs.delete(path, True))

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from spark_jobs.common.published import local_pointer
 from tools.datagen.clickstream import generate
 from tools.run_chain import ROOT, run_chain
 
@@ -73,13 +74,13 @@ def test_parse_logs_reconciles_with_the_generator(chain):
     assert len(result.parsed_days) == 3
     for day in result.parsed_days:
         expected = manifest["days"][day.split("=", 1)[1]]
-        stats = json.loads(result.path("parsed", day, "_stats.json").read_text())
+        stats = local_pointer(result.path("parsed", day))["stats"]
         assert stats["lines"] == expected["lines"] == stats["accepted"] + stats["rejected"]
         assert stats["accepted"] == expected["expected_accepted"]
         assert stats["rejected_by_reason"] == expected["expected_rejected_by_reason"]
         rejects = [
             json.loads(line)
-            for path in result.path("rejects", day).glob("part-*.json")
+            for path in Path(stats["rejects"]).glob("part-*.json")
             for line in path.read_text().splitlines()
         ]
         assert len(rejects) == stats["rejected"]
@@ -144,7 +145,7 @@ def test_packaged_bundle_runs_like_on_emr(spark_env, tmp_path):
         capture_output=True, text=True, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    stats = json.loads((tmp_path / "out" / "_stats.json").read_text())
+    stats = local_pointer(tmp_path / "out")["stats"]
     assert (stats["lines"], stats["accepted"], stats["rejected"]) == (2, 1, 1)
 
 
@@ -171,13 +172,13 @@ def test_spark_submitted_parse_logs_rejects_bytes_that_are_not_utf8(spark_env, t
         capture_output=True, text=True, check=False, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    stats = json.loads((tmp_path / "out" / "_stats.json").read_text())
+    stats = local_pointer(tmp_path / "out")["stats"]
     assert (stats["lines"], stats["accepted"], stats["rejected"]) == (6, 3, 3)
     assert stats["rejected_by_reason"]["invalid_utf8"] == 1
     assert stats["rejected_by_reason"]["malformed_json"] == 2
     rejects = [
         json.loads(text)
-        for path in (tmp_path / "rej").glob("*.json")
+        for path in Path(stats["rejects"]).glob("*.json")
         for text in path.read_text(encoding="utf-8").splitlines()
     ]
     (bad,) = [r for r in rejects if r["reason"] == "invalid_utf8"]

@@ -9,7 +9,9 @@ import json
 import pytest
 
 from spark_jobs import build_features as bf
+from spark_jobs.common import published
 from spark_jobs.common.cli import JobError
+from spark_jobs.common.published import attempt_uri
 from spark_jobs.common.schemas import PARSED_EVENTS
 
 pytestmark = pytest.mark.spark
@@ -143,8 +145,13 @@ def test_split_holds_out_each_users_latest_items(spark):
     assert held == [(0, 8), (0, 9), (1, 0)]
 
 
-def _write_day(spark, root, day, rows):
-    events_df(spark, rows).write.mode("overwrite").parquet(str(root / f"dt={day}"))
+def _write_day(spark, root, day, rows, publish=True):
+    """One day as parse_logs leaves it: an attempt, published unless ``publish`` is False."""
+    day_uri = str(root / f"dt={day}")
+    attempt = attempt_uri(day_uri, f"test-{day}")
+    events_df(spark, rows).write.mode("overwrite").parquet(attempt)
+    if publish:
+        published.publish(spark, day_uri, {"attempt": f"test-{day}", "events": attempt})
 
 
 def test_run_writes_features_and_manifest(spark, tmp_path):
@@ -159,7 +166,9 @@ def test_run_writes_features_and_manifest(spark, tmp_path):
     _write_day(spark, events, "2024-01-09", [rows[0]])  # a replayed event: deduplicated
     out = tmp_path / "features"
 
-    manifest = bf.run(spark, str(events), dt.date(2024, 1, 10), str(out), lookback=3, half_life_days=0)
+    manifest = bf.run(
+        spark, str(events), dt.date(2024, 1, 10), str(out), lookback=3, half_life_days=0, min_window_share=0.5
+    )
 
     assert manifest["events_read"] == 9 and manifest["duplicate_events_dropped"] == 1
     assert len(manifest["partitions_read"]) == 2 and len(manifest["partitions_missing"]) == 1
@@ -178,6 +187,35 @@ def test_run_writes_features_and_manifest(spark, tmp_path):
     ]
 
 
+def test_only_published_days_are_read_and_too_few_fail_naming_them(spark, tmp_path):
+    events = tmp_path / "parsed"
+    rows = [(f"e{n}", f"u{n % 3}", f"i{n % 4}", "view", "2024-01-10 00:00", None) for n in range(24)]
+    _write_day(spark, events, "2024-01-10", rows)
+    _write_day(spark, events, "2024-01-09", rows[:6], publish=False)  # rejected by parse_logs
+    out = tmp_path / "features"
+    # 1 of 3 days published (2024-01-08 is missing): 33% >= 0.3 is enough; the rejected day is not read.
+    manifest = bf.run(spark, str(events), dt.date(2024, 1, 10), str(out), lookback=3, min_window_share=0.3)
+    assert manifest["events_read"] == 24
+    assert [uri.rsplit("/", 1)[-1] for uri in manifest["partitions_unpublished"]] == ["dt=2024-01-09"]
+    assert [uri.rsplit("/", 1)[-1] for uri in manifest["partitions_missing"]] == ["dt=2024-01-08"]
+    with pytest.raises(
+        JobError,
+        match=r"only 1 of 3 days \(33%\) of 2024-01-08\.\.2024-01-10 are published .* below "
+        r"--min-window-share 0\.5: not published \(rejected or incomplete\): dt=2024-01-09; "
+        r"missing: dt=2024-01-08",
+    ):
+        bf.run(spark, str(events), dt.date(2024, 1, 10), str(out), lookback=3, min_window_share=0.5)
+
+
+@pytest.mark.unit
+def test_absent_days_are_named_as_ranges():
+    uris = [f"s3://b/parsed/dt=2024-01-{day:02d}" for day in (1, 2, 3, 5, 7, 8)]
+    assert bf._day_names(uris) == (
+        "dt=2024-01-01..dt=2024-01-03 (3 days), dt=2024-01-05, dt=2024-01-07..dt=2024-01-08 (2 days)"
+    )
+    assert bf._day_names([]) == "none"
+
+
 def test_run_without_any_partition_is_a_clear_error(spark, tmp_path):
     with pytest.raises(JobError, match="no parsed events under"):
         bf.run(spark, str(tmp_path / "nothing"), dt.date(2024, 1, 10), str(tmp_path / "out"))
@@ -188,4 +226,4 @@ def test_run_with_nothing_left_after_support_is_a_clear_error(spark, tmp_path):
         spark, tmp_path / "parsed", "2024-01-10", [("e1", "u1", "i1", "view", "2024-01-10 00:00", None)]
     )
     with pytest.raises(JobError, match="no \\(user, item\\) pairs left after minimum support"):
-        bf.run(spark, str(tmp_path / "parsed"), dt.date(2024, 1, 10), str(tmp_path / "out"))
+        bf.run(spark, str(tmp_path / "parsed"), dt.date(2024, 1, 10), str(tmp_path / "out"), lookback=1)

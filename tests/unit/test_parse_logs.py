@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 
@@ -93,37 +94,78 @@ def test_run_writes_outputs_rejects_and_reconciled_stats(spark, tmp_path):
 
     assert stats["lines"] == 12 and stats["accepted"] == 3 and stats["rejected"] == 9
     assert stats["rejected_by_reason"] == {reason: 1 for reason in REJECT_REASONS}
-    assert json.loads((out / "_stats.json").read_text())["rejected_by_reason"] == stats["rejected_by_reason"]
-    assert sorted(r["event_id"] for r in spark.read.parquet(str(out)).collect()) == ["g1", "g2", "g3"]
-    reject_files = list(rej.glob("part-*.json"))
+    pointer = json.loads((out / "_PUBLISHED.json").read_text())
+    assert pointer["stats"] == stats and pointer["events"] == stats["output"]
+    attempt = Path(pointer["events"])
+    assert attempt == out / "_attempts" / stats["attempt"]
+    assert (
+        json.loads((attempt / "_stats.json").read_text())["rejected_by_reason"] == stats["rejected_by_reason"]
+    )
+    assert sorted(r["event_id"] for r in spark.read.parquet(str(attempt)).collect()) == ["g1", "g2", "g3"]
+    reject_files = list(Path(pointer["rejects"]).glob("part-*.json"))
     assert len(reject_files) == 1  # one readable file
     written = [json.loads(row) for row in reject_files[0].read_text().splitlines()]
     assert sorted((r["reason"], r["raw"]) for r in written) == sorted((k, v) for k, v in bad.items())
     assert [base64.b64decode(r["raw_base64"]) for r in written if "raw_base64" in r] == [NOT_UTF8]
 
 
-def test_rerun_overwrites_instead_of_appending(spark, tmp_path):
+def published(out: Path) -> dict:
+    return json.loads((out / "_PUBLISHED.json").read_text())
+
+
+def test_a_rerun_publishes_a_new_attempt_and_keeps_only_the_previous_one(spark, tmp_path):
     day = tmp_path / "raw"
     day.mkdir()
     (day / "a.jsonl").write_text(event("a") + "\n" + event("b") + "\n")
     out, rej = tmp_path / "parsed", tmp_path / "rejects"
-    parse_logs.run(spark, str(day), str(out), str(rej))
-    parse_logs.run(spark, str(day), str(out), str(rej))
-    assert spark.read.parquet(str(out)).count() == 2
+    attempts = []
+    for _ in range(3):
+        attempts.append(parse_logs.run(spark, str(day), str(out), str(rej))["attempt"])
+        assert published(out)["attempt"] == attempts[-1]
+    assert len(set(attempts)) == 3
+    assert sorted(p.name for p in (out / "_attempts").iterdir()) == sorted(attempts[1:])
+    assert sorted(p.name for p in (rej / "_attempts").iterdir()) == sorted(attempts[1:])
+    assert spark.read.parquet(published(out)["events"]).count() == 2
+    # The attempts are hidden from a reader of the day folder: it sees no data, not a mix of attempts.
+    with pytest.raises(Exception, match=r"UNABLE_TO_INFER_SCHEMA|Unable to infer schema"):
+        spark.read.parquet(str(out)).count()
 
 
-def test_reject_ratio_fails_after_writing_everything(spark, tmp_path):
+def test_a_day_over_the_reject_ratio_is_not_published_and_the_published_one_stays(spark, tmp_path):
     day = tmp_path / "raw"
     day.mkdir()
-    (day / "a.jsonl").write_text("\n".join([event("a"), "bad", "worse", event("b")]) + "\n")
+    (day / "a.jsonl").write_text("\n".join([event("a"), event("b")]) + "\n")
     out, rej = tmp_path / "parsed", tmp_path / "rejects"
+    good = parse_logs.run(spark, str(day), str(out), str(rej), max_reject_ratio=0.25)
+
+    (day / "a.jsonl").write_text("\n".join([event("a"), "bad", "worse", event("c")]) + "\n")
     with pytest.raises(
-        JobError, match=r"reject ratio 0\.5000 \(2/4 lines\) exceeds --max-reject-ratio 0\.25"
+        JobError,
+        match=r"ratio 0\.5000 \(2/4 lines\) exceeds --max-reject-ratio 0\.25: attempt \S+ not published",
     ):
         parse_logs.run(spark, str(day), str(out), str(rej), max_reject_ratio=0.25)
-    assert spark.read.parquet(str(out)).count() == 2
-    assert spark.read.json(str(rej)).count() == 2
-    assert json.loads((out / "_stats.json").read_text())["rejected"] == 2
+    assert published(out)["attempt"] == good["attempt"]
+    assert sorted(r["event_id"] for r in spark.read.parquet(published(out)["events"]).collect()) == ["a", "b"]
+    (failed,) = [p for p in (out / "_attempts").iterdir() if p.name != good["attempt"]]
+    assert json.loads((failed / "_stats.json").read_text())["rejected"] == 2  # kept for a person to read
+    assert spark.read.parquet(str(failed)).count() == 2
+    assert spark.read.json(str(rej / "_attempts" / failed.name)).count() == 2
+
+
+@pytest.mark.unit
+def test_attempt_ids_sort_by_time_and_name_the_application():
+    import datetime as dt
+
+    from spark_jobs.common.published import new_attempt_id
+
+    first = new_attempt_id(
+        "application_1706659200000_0001",
+        dt.datetime(2024, 1, 31, 2, 3, 4, tzinfo=dt.timezone.utc),
+        "ab12cd34",
+    )
+    assert first == "20240131T020304Z-application_1706659200000_0001-ab12cd34"
+    later = new_attempt_id("local-17/x", dt.datetime(2024, 1, 31, 2, 3, 5, tzinfo=dt.timezone.utc))
+    assert later > first and "/" not in later
 
 
 def test_ratio_at_the_limit_passes(spark, tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -110,7 +111,7 @@ def expected_outcome(lines):
 
 def job_outcome(spark, root):
     stats = parse_logs.run(spark, str(root / "in"), str(root / "out"), str(root / "rej"))
-    rows = spark.read.parquet(str(root / "out")).collect()
+    rows = spark.read.parquet(stats["output"]).collect()  # the attempt's events (published: no ratio set)
     kept = Counter(
         (
             r["event_id"],
@@ -124,7 +125,7 @@ def job_outcome(spark, root):
         for r in rows
     )
     rejects = Counter()
-    for path in sorted((root / "rej").glob("*.json")):
+    for path in sorted(Path(stats["rejects"]).glob("*.json")):
         for text in path.read_text(encoding="utf-8").splitlines():
             record = json.loads(text)
             rejects[(record["raw"], record.get("raw_base64"), record["reason"])] += 1
