@@ -9,6 +9,10 @@ Spark 3.5.9). In local mode the executors live in the driver's JVM, so the drive
 they need too; adding the ~190 MB SDK bundle to ``--jars`` as well made steps ~5 s slower on average
 (Spark ships ``--jars`` to the executor's work directory). Anything else (``bash -c …``, ``sleep 60``,
 ``false``) runs as given, without a shell.
+
+A step that asks for cluster mode (``--deploy-mode cluster``, or ``--conf spark.submit.deployMode=cluster``
+without ``--deploy-mode``: spark-submit lets the option win over the conf) still runs in client mode;
+``LocalCommand.cluster_mode`` tells the runner to lay its output out as YARN would (local_emr.yarn).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class LocalCommand:
     argv: List[str]
     env: Dict[str, str]
     notes: Tuple[str, ...] = ()
+    cluster_mode: bool = False  # the step asked for --deploy-mode cluster (it still runs in client mode)
 
 
 def is_spark_submit(program: str) -> bool:
@@ -64,6 +69,19 @@ def split_spark_submit(args: Sequence[str]) -> Tuple[List[Tuple[str, Optional[st
             options.append((token, args[index + 1] if index + 1 < len(args) else None))
             index += 2
     return options, list(args[index:])
+
+
+def requested_deploy_mode(options: Sequence[Tuple[str, Optional[str]]]) -> str:
+    """The deploy mode spark-submit would use for these options: ``--deploy-mode`` (the last one)
+    wins over ``--conf spark.submit.deployMode``; without either, ``client``."""
+    flag: Optional[str] = None
+    conf: Optional[str] = None
+    for name, value in options:
+        if name == "--deploy-mode" and value:
+            flag = value
+        elif name == "--conf" and value and value.split("=", 1)[0] == "spark.submit.deployMode":
+            conf = value.split("=", 1)[1] if "=" in value else None
+    return (flag or conf or "client").strip()
 
 
 def rewrite_spark_submit(args: Sequence[str], config: RunnerConfig) -> Tuple[List[str], Tuple[str, ...]]:
@@ -141,5 +159,7 @@ def local_command(
     env = step_environment(config, base_env)
     if is_spark_submit(args[0]):
         argv, notes = rewrite_spark_submit(args, config)
-        return LocalCommand(argv=argv, env=env, notes=notes)
+        options, _ = split_spark_submit(args[1:])
+        cluster_mode = requested_deploy_mode(options) == "cluster"
+        return LocalCommand(argv=argv, env=env, notes=notes, cluster_mode=cluster_mode)
     return LocalCommand(argv=list(args), env=env)

@@ -1,7 +1,9 @@
 """What the step runner needs to know about its surroundings, read once from the environment.
 
 ``local_aws.emr_server.environment`` sets these variables when it starts the endpoint; running
-``python -m local_emr.server`` by hand falls back to the project's defaults.
+``python -m local_emr.server`` by hand falls back to the project's defaults. The endpoint's own
+environment passes through, so ``LOCAL_EMR_CONTAINER_LOG_DELAY_S=5 make local-up`` changes how long
+container logs take to appear (the default is EMR-like: 300 s).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Dict, Mapping, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONTAINER_LOG_DELAY_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ class RunnerConfig:
     python: Path  # the jobs' Python (PYSPARK_PYTHON), also the venv whose bin/ goes first on PATH
     spark_conf_dir: Path
     kill_grace_s: float = 10.0  # SIGTERM -> SIGKILL for a step's process group
+    # Step end -> container logs on S3. EMR ships YARN container logs minutes after the application
+    # ends (the step's own logs come first); 300 s is in that range.
+    container_log_delay_s: float = DEFAULT_CONTAINER_LOG_DELAY_S
 
     def s3a_confs(self) -> Dict[str, str]:
         """Spark confs mapping ``s3://`` (and ``s3n://``, ``s3a://``) to S3A on LocalStack, path-style."""
@@ -64,4 +70,19 @@ def load_config(env: Optional[Mapping[str, str]] = None) -> RunnerConfig:
         jars=tuple(Path(p) for p in (env.get("LOCAL_EMR_JARS") or default_jars).split(os.pathsep) if p),
         python=Path(env.get("LOCAL_EMR_PYTHON") or sys.executable),
         spark_conf_dir=Path(env.get("LOCAL_EMR_SPARK_CONF_DIR") or ROOT / "emr_configs" / "local-spark"),
+        container_log_delay_s=_seconds(env, "LOCAL_EMR_CONTAINER_LOG_DELAY_S", DEFAULT_CONTAINER_LOG_DELAY_S),
     )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A non-negative number of seconds from ``env[name]`` (``default`` if unset); ValueError otherwise."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds; got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative; got {raw!r}")
+    return value

@@ -1,8 +1,10 @@
 """``python -m local_emr.server --port 4580``: moto's EMR API over HTTP with the step runner inside.
 
 Serves only EMR (moto's EMR Flask app, not moto's all-services dispatcher), on 127.0.0.1 unless told
-otherwise, plus ``GET /_local_emr/health`` (JSON: status, pid, clusters, running steps with their PIDs).
-SIGTERM or SIGINT: running steps' process groups are killed, then the server exits (status 0).
+otherwise, plus ``GET /_local_emr/health`` (JSON: status, pid, clusters, running steps with their PIDs
+and YARN application ids, the container-log delay in seconds and how many container logs are pending).
+SIGTERM or SIGINT: running steps' process groups are killed, pending container logs are delivered
+(at most ~15 s), then the server exits (status 0).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             pid=os.getpid(),
             clusters=runner.cluster_count(),
             running_steps=runner.running_steps(),
+            container_log_delay_s=config.container_log_delay_s,
+            pending_container_logs=runner.pending_container_logs(),
         )
 
     server = make_server(args.host, args.port, app, threaded=True, request_handler=QuietHandler)

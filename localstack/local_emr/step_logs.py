@@ -1,7 +1,8 @@
 """Step logs as EMR writes them, and the failure summary EMR puts into a failed step's FailureDetails.
 
 EMR uploads each step's output to ``<LogUri>/<cluster-id>/steps/<step-id>/{controller,stderr,stdout}.gz``
-(gzip). Here they are uploaded to LocalStack S3 once the step has ended.
+(gzip), and YARN's container logs to ``<LogUri>/<cluster-id>/containers/<application>/<container>/``.
+Here step logs are uploaded to LocalStack S3 once the step has ended, container logs later (runner).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import gzip
 import re
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Protocol, Tuple
 from urllib.parse import urlparse
 
 import boto3
@@ -18,6 +19,7 @@ from botocore.config import Config
 from local_emr.config import RunnerConfig
 
 LOG_NAMES = ("controller", "stderr", "stdout")
+CONTAINER_LOG_NAMES = ("stderr", "stdout")
 MAX_MESSAGE = 1000  # characters of the failure message: enough for one exception line, as EMR shows
 # Lines that name the failure, most specific first: our jobs' "FAILED <job>: <reason>", a Python
 # exception, a JVM exception.
@@ -62,11 +64,21 @@ def step_log_prefix(log_uri: str, cluster_id: str, step_id: str) -> Tuple[str, s
     return bucket, f"{base}{cluster_id}/steps/{step_id}/"
 
 
-def upload_step_logs(config: RunnerConfig, log_uri: str, cluster_id: str, step_id: str, log_dir: Path) -> str:
-    """Gzip and upload the step's controller/stderr/stdout files; returns the ``s3://`` URI of stderr.gz."""
-    bucket, prefix = step_log_prefix(log_uri, cluster_id, step_id)
+def container_log_prefix(
+    log_uri: str, cluster_id: str, application_id: str, container_id: str
+) -> Tuple[str, str]:
+    """(bucket, key prefix) of a container's logs: ``<LogUri>/<cluster>/containers/<app>/<container>/``."""
+    bucket, prefix = split_s3_uri(log_uri)
+    prefix = prefix.rstrip("/")
+    base = f"{prefix}/" if prefix else ""
+    return bucket, f"{base}{cluster_id}/containers/{application_id}/{container_id}/"
+
+
+def _upload_gzipped(
+    config: RunnerConfig, bucket: str, prefix: str, log_dir: Path, names: Tuple[str, ...]
+) -> None:
     client = s3_client(config)
-    for name in LOG_NAMES:
+    for name in names:
         path = log_dir / name
         data = path.read_bytes() if path.exists() else b""
         client.put_object(
@@ -75,7 +87,51 @@ def upload_step_logs(config: RunnerConfig, log_uri: str, cluster_id: str, step_i
             Body=gzip.compress(data),
             ContentType="application/gzip",  # a plain .gz object, as EMR's (no Content-Encoding)
         )
+
+
+def upload_step_logs(config: RunnerConfig, log_uri: str, cluster_id: str, step_id: str, log_dir: Path) -> str:
+    """Gzip and upload the step's controller/stderr/stdout files; returns the ``s3://`` URI of stderr.gz."""
+    bucket, prefix = step_log_prefix(log_uri, cluster_id, step_id)
+    _upload_gzipped(config, bucket, prefix, log_dir, LOG_NAMES)
     return f"s3://{bucket}/{prefix}stderr.gz"
+
+
+def upload_container_logs(
+    config: RunnerConfig, log_uri: str, cluster_id: str, application_id: str, container_id: str, log_dir: Path
+) -> str:
+    """Gzip and upload a container's stderr/stdout from ``log_dir``; returns the ``s3://`` folder URI."""
+    bucket, prefix = container_log_prefix(log_uri, cluster_id, application_id, container_id)
+    _upload_gzipped(config, bucket, prefix, log_dir, CONTAINER_LOG_NAMES)
+    return f"s3://{bucket}/{prefix}"
+
+
+class LogStore(Protocol):
+    """Where the runner delivers logs (S3 on LocalStack; tests pass an in-memory one)."""
+
+    def step_logs(self, log_uri: str, cluster_id: str, step_id: str, log_dir: Path) -> str:
+        """Deliver a step's logs; the URI of its stderr.gz."""
+        ...
+
+    def container_logs(
+        self, log_uri: str, cluster_id: str, application_id: str, container_id: str, log_dir: Path
+    ) -> str:
+        """Deliver a container's logs; the URI of their folder."""
+        ...
+
+
+class S3LogStore:
+    """Logs to ``LogUri`` on LocalStack S3, in EMR's layout."""
+
+    def __init__(self, config: RunnerConfig) -> None:
+        self.config = config
+
+    def step_logs(self, log_uri: str, cluster_id: str, step_id: str, log_dir: Path) -> str:
+        return upload_step_logs(self.config, log_uri, cluster_id, step_id, log_dir)
+
+    def container_logs(
+        self, log_uri: str, cluster_id: str, application_id: str, container_id: str, log_dir: Path
+    ) -> str:
+        return upload_container_logs(self.config, log_uri, cluster_id, application_id, container_id, log_dir)
 
 
 def _tail_lines(path: Path, size: int = 64 * 1024) -> List[str]:

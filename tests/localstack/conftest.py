@@ -22,7 +22,7 @@ if str(LOCALSTACK_DIR) not in sys.path:
     sys.path.insert(0, str(LOCALSTACK_DIR))  # local_aws, local_emr (never a package named localstack)
 
 from local_aws.settings import Settings, load_resources, load_settings  # noqa: E402
-from stack_helpers import STEP_ENDED, stack_for_session, wait_until  # noqa: E402
+from stack_helpers import STEP_ENDED, cluster_request, stack_for_session, wait_until  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -81,29 +81,7 @@ def make_cluster(emr: Any, resources: Dict[str, Any]) -> Iterable[Callable[..., 
     created: List[str] = []
 
     def make(steps: List[Dict[str, Any]] = (), **overrides: Any) -> str:
-        request: Dict[str, Any] = {
-            "Name": "localstack-suite",
-            "ReleaseLabel": "emr-7.2.0",
-            "LogUri": resources["emr_log_uri"],
-            "Applications": [{"Name": "Spark"}],
-            "Instances": {
-                "InstanceGroups": [
-                    {
-                        "Name": "primary",
-                        "Market": "ON_DEMAND",
-                        "InstanceRole": "MASTER",
-                        "InstanceType": "m5.xlarge",
-                        "InstanceCount": 1,
-                    }
-                ],
-                "KeepJobFlowAliveWhenNoSteps": True,
-                "TerminationProtected": False,
-            },
-            "JobFlowRole": "EMR_EC2_DefaultRole",
-            "ServiceRole": "EMR_DefaultRole",
-            "Steps": list(steps),
-        }
-        request.update(overrides)
+        request = cluster_request(resources, steps, **overrides)
         cluster_id = emr.run_job_flow(**request)["JobFlowId"]
         created.append(cluster_id)
         return cluster_id

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Set
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set
 
 import pytest
 from local_aws import emr_server, localstack_server
-from local_aws.settings import Settings
+from local_aws.settings import HOST, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCALSTACK_DIR = ROOT / "localstack"
@@ -44,6 +46,36 @@ def running_servers(settings: Settings) -> Set[str]:
     if emr_server.is_ready(settings):
         ready.add("emr")
     return ready
+
+
+def cluster_request(
+    resources: Dict[str, Any], steps: List[Dict[str, Any]] = (), **overrides: Any
+) -> Dict[str, Any]:
+    """RunJobFlow arguments of the suite's clusters (one primary node, kept alive, the stack's LogUri)."""
+    request: Dict[str, Any] = {
+        "Name": "localstack-suite",
+        "ReleaseLabel": "emr-7.2.0",
+        "LogUri": resources["emr_log_uri"],
+        "Applications": [{"Name": "Spark"}],
+        "Instances": {
+            "InstanceGroups": [
+                {
+                    "Name": "primary",
+                    "Market": "ON_DEMAND",
+                    "InstanceRole": "MASTER",
+                    "InstanceType": "m5.xlarge",
+                    "InstanceCount": 1,
+                }
+            ],
+            "KeepJobFlowAliveWhenNoSteps": True,
+            "TerminationProtected": False,
+        },
+        "JobFlowRole": "EMR_EC2_DefaultRole",
+        "ServiceRole": "EMR_DefaultRole",
+        "Steps": list(steps),
+    }
+    request.update(overrides)
+    return request
 
 
 def command_step(name: str, args: List[str], action_on_failure: str = "CONTINUE") -> Dict[str, Any]:
@@ -84,3 +116,25 @@ def stack_for_session(settings: Settings) -> Iterator[Settings]:
         only = [] if not running_before else ["--only", ({"localstack", "emr"} - running_before).pop()]
         stopped = local_aws("down", *only)
         assert stopped.returncode == 0, stopped.stderr
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def private_emr_endpoint(settings: Settings, state_dir: Path, env: Mapping[str, str]) -> Iterator[Settings]:
+    """A second local EMR endpoint (own port, state and step directories; the same LocalStack) started
+    with ``env`` on top of the usual environment, e.g. ``LOCAL_EMR_CONTAINER_LOG_DELAY_S``; stopped by
+    its recorded PID afterwards. Yields its settings (``emr_url``)."""
+    private = dataclasses.replace(settings, state_dir=state_dir, emr_port=free_port())
+    service = emr_server.service(private)
+    service.env.update(env)
+    service.start()
+    try:
+        yield private
+    finally:
+        service.stop()
