@@ -14,14 +14,27 @@ version `registry/versions/<ds>_<cluster id>/` (one per training; never overwrit
 `registry/latest.json` to it by a conditional write, forward in logical date only. See docs/contracts.md.
 
 **When it fails (on call).**
-- An SNS alert names the task, the cluster id and, for a failed step, EMR's FailureDetails and the tail of
-  the step's stderr (from `<LogUri>/<cluster>/steps/<step>/stderr.gz`).
-- The failed `watch_<step>` task names the failing Spark step; later steps were cancelled by EMR
-  (`ActionOnFailure=CANCEL_AND_WAIT`), the cluster was terminated by `terminate_cluster` (a teardown: it
-  runs on every path), and nothing was promoted.
+- An SNS alert names the task, the cluster id and, for a failed step, the cause: the job's own
+  `FAILED <job>: <reason>` (and traceback) from its outcome record `runs/dt=<ds>/outcomes/<job>.json`,
+  written before the step turned FAILED; without one (a job killed from outside), the driver's container
+  log if EMR has shipped it (minutes after the failure; the alert says when it has not). Then EMR's
+  FailureDetails and the tail of the step's stderr (the spark-submit launcher's, in cluster mode).
+- A day over `max_reject_ratio` is not published (`parsed/.../dt=<ds>/_PUBLISHED.json` still names the
+  previous good attempt, if any) and build_features reads published days only, failing by name when
+  fewer than `min_window_share` of the window is there.
+- The failed `watch_<step>` task names the failing Spark step and fails at once, without retry; later
+  steps were cancelled by EMR (`ActionOnFailure=CANCEL_AND_WAIT`), the cluster was terminated by
+  `terminate_cluster` (a teardown: it runs on every path but a timeout), and nothing was promoted.
+  A `watch_<step>` that is *up for retry* is not a failed step: the EMR API was throttled or unreachable
+  for minutes, or a worker restarted; the step kept running and the retry watches it again.
+- The run timed out (`dagrun_timeout`, 14 h by default): Airflow skips every unfinished task, the
+  teardown too, so the DAG's failure callback terminates the clusters tagged with the run's `run_id` and
+  alerts `[recsys] TIMED OUT ...` naming them. If that alert says the cleanup failed, terminate the
+  cluster by hand (EMR console, tags `dag_id`/`run_id`); EMR's idle timeout is the last backstop.
 - To reproduce by hand: the step's arguments are in the rendered `add_steps` template (Rendered tab);
   every job is a `spark-submit … --help` CLI. Outputs of a date are overwritten, so clearing the run
-  (or the whole DAG run) after a fix is safe: no step is added twice to a cluster, and the fixed
+  (or the whole DAG run) after a fix is safe: no step is added twice to a cluster, `create_cluster` first
+  terminates (and logs) any active cluster of the same date left by an earlier attempt, and the fixed
   training is registered as a new version (a retried `promote_model` of the same training is a no-op).
 - `wait_for_data` timing out means the day's raw data (and its `_SUCCESS` marker) never arrived.
 - `quality_gate` writes every number and rule to `runs/dt=<ds>/gate.json`; a held model is not an error.
@@ -31,7 +44,9 @@ version `registry/versions/<ds>_<cluster id>/` (one per training; never overwrit
 
 **Configuration.** One JSON object in the environment variable `AIRFLOW_VAR_RECSYS_TRAINING_CONFIG`
 overrides the documented defaults in `dags/recsys_dag/config.py` (buckets, prefixes, release label,
-instance types, idle timeout, thresholds, model parameters, alert topic, deferrable sensors).
+instance types, idle timeout, thresholds, model parameters, alert topic, deferrable sensors, timeouts
+and retries). A configuration whose timeouts and retries add up to more than `dagrun_timeout` is refused
+when the file is parsed, with every number in the error.
 """
 
 from __future__ import annotations
@@ -41,13 +56,14 @@ import functools
 import os
 
 from airflow.providers.amazon.aws.operators.emr import EmrTerminateJobFlowOperator
-from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import DAG, Asset, AssetAlias, chain, task
 from recsys_dag import promotion, registry
 from recsys_dag.alerts import FailureAlert, publish
+from recsys_dag.cleanup import RunCleanup
 from recsys_dag.config import load_config
 from recsys_dag.emr_operators import EmrCreateJobFlowFromTemplateOperator, IdempotentEmrAddStepsOperator
+from recsys_dag.emr_sensors import ResilientEmrStepSensor
 from recsys_dag.locations import JOBS, code_locations, registry_locations, run_locations
 from recsys_dag.quality_gate import decide
 
@@ -66,10 +82,17 @@ aws = {"aws_conn_id": cfg.aws_conn_id, "region_name": cfg.region_name}
 task_timeout = dt.timedelta(seconds=cfg.task_timeout_seconds)
 # Without a triggerer, wait_for_data (hours of waiting) frees its worker slot between pokes. The step
 # sensors instead poke in one process for the step's minutes: in reschedule mode Airflow 3.3's scheduler
-# can read a poke's late "success" event as an external kill and fail the sensor (apache/airflow#71172,
-# seen here on the first `make airflow` run). wait_for_data's retries absorb that; a watch_ sensor has none.
+# can read a poke's late "success" event as an external kill and fail the sensor (seen here on the first
+# `make airflow` run), and a retry of a watch_ sensor is meant for worker restarts, not for that.
 data_sensor_mode = {"deferrable": cfg.deferrable, "mode": "poke" if cfg.deferrable else "reschedule"}
 step_sensor_mode = {"deferrable": cfg.deferrable, "mode": "poke"}
+
+
+def sensor_timeout(index: int) -> int:
+    """Seconds watch_<JOBS[index]> may wait per try: its step's timeout, plus the cluster's start for
+    the first step (PENDING until the cluster is up)."""
+    return cfg.step_timeout_seconds + (cfg.cluster_start_timeout_seconds if index == 0 else 0)
+
 
 with DAG(
     dag_id=DAG_ID,
@@ -79,6 +102,12 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=dt.timedelta(seconds=cfg.dagrun_timeout_seconds),
+    # On dagrun_timeout the scheduler skips every unfinished task, the terminate_cluster teardown included
+    # (SchedulerJobRunner._schedule_dag_run, Airflow 3.3.2), and only this callback runs (reason
+    # "timed_out", in the DAG processor): it terminates the clusters tagged with the run and alerts.
+    on_failure_callback=RunCleanup(
+        DAG_ID, cfg.aws_conn_id, cfg.region_name, cfg.alert_topic_arn, cfg.dagrun_timeout_seconds
+    ),
     default_args={
         "owner": cfg.owner,
         "retries": cfg.retries,
@@ -117,17 +146,25 @@ with DAG(
         task_id="add_steps", job_flow_id=create_cluster.output, steps="steps.json", **aws
     )
 
-    # One sensor per step, so the failing Spark step is named in the UI. No retries: a FAILED step is
-    # final, and re-poking it only delays the alert.
+    # One sensor per step, so the failing Spark step is named in the UI. A FAILED/CANCELLED/INTERRUPTED
+    # step fails its sensor at once, with no retry (re-poking a final state only delays the alert);
+    # throttling, 5xx and connection errors are retried with backoff, and the task's own retries cover a
+    # worker restart. The first sensor also waits out the cluster's start (its step is PENDING until the
+    # cluster is up); every step may then run step_timeout_seconds by EMR's clock (config.time_budget).
     step_sensors = [
-        EmrStepSensor(
+        ResilientEmrStepSensor(
             task_id=f"watch_{job}",
             job_flow_id=create_cluster.output,
             step_id=f"{{{{ ti.xcom_pull(task_ids='add_steps')[{index}] }}}}",
             poke_interval=cfg.step_poke_interval_seconds,
-            timeout=cfg.step_timeout_seconds,
-            execution_timeout=dt.timedelta(seconds=cfg.step_timeout_seconds + 600),
-            retries=0,
+            timeout=sensor_timeout(index),
+            max_step_runtime_seconds=cfg.step_timeout_seconds,
+            transient_retries=cfg.step_transient_retries,
+            transient_backoff_seconds=cfg.step_transient_backoff_seconds,
+            transient_backoff_max_seconds=cfg.step_transient_backoff_max_seconds,
+            execution_timeout=dt.timedelta(seconds=sensor_timeout(index) + 600),
+            retries=cfg.step_sensor_retries,
+            retry_delay=dt.timedelta(seconds=cfg.step_sensor_retry_delay_seconds),
             **step_sensor_mode,
             **aws,
         )

@@ -17,7 +17,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 CONFIG_ENV_VAR = "AIRFLOW_VAR_RECSYS_TRAINING_CONFIG"
 
@@ -62,6 +62,9 @@ class PipelineConfig:
     # --- jobs
     max_reject_ratio: float = 0.05
     lookback_days: int = 30
+    # build_features fails, naming the days, when fewer than this share of the window's days is published
+    # (missing days and days over max_reject_ratio both count against it).
+    min_window_share: float = 0.8
     half_life_days: float = 14.0
     min_user_items: int = 2
     min_item_users: int = 2
@@ -93,14 +96,42 @@ class PipelineConfig:
     schedule: Optional[str] = "0 2 * * *"
     start_date: str = "2024-01-01"  # first logical date (YYYY-MM-DD, UTC); earlier dates run no task
     deferrable: bool = False  # deferrable sensors (needs a triggerer)
-    data_wait_timeout_seconds: int = 6 * 3600
+    # The time budget (checked at parse time, see time_budget()): with the defaults below a run needs at
+    # most 12 h 8 min of its 14 h dagrun_timeout. A 02:00 UTC run therefore ends by 16:00 UTC whatever
+    # happens, leaving on call the rest of the day to fix and rerun the date before the next 02:00 run
+    # (max_active_runs=1: a run still going at 02:00 would hold the next day back).
+    # Raw data lands shortly after midnight; still missing at 06:00 it is an upstream incident to alert on.
+    data_wait_timeout_seconds: int = 4 * 3600
     data_poke_interval_seconds: int = 300
+    # RunJobFlow returns at once; EMR's provisioning and bootstrap (pip install) typically take 10-15 min,
+    # while watch_parse_logs waits on its PENDING step: that sensor gets this on top of its step timeout.
+    cluster_start_timeout_seconds: int = 30 * 60
     step_poke_interval_seconds: int = 60
-    step_timeout_seconds: int = 4 * 3600
+    # Each step's own running time (from EMR's StartDateTime, so a retried sensor does not restart it).
+    # An assumption to check against real step durations: a nightly step takes minutes to tens of
+    # minutes, so 90 min means "hung", not "slow". Raise it (and dagrun_timeout) as the data grows.
+    step_timeout_seconds: int = 90 * 60
     task_timeout_seconds: int = 30 * 60  # any non-sensor task
-    retries: int = 2
+    retries: int = 2  # every task but the step sensors
     retry_delay_seconds: int = 300
-    dagrun_timeout_seconds: int = 12 * 3600
+    # A watch_ sensor's own Airflow retries: for a worker restart, or transient DescribeStep errors that
+    # outlast the in-poke backoff below. A FAILED/CANCELLED/INTERRUPTED step is never retried. (After a
+    # worker dies, Airflow notices within its heartbeat timeout, 5 min by default: the margin holds it.)
+    step_sensor_retries: int = 2
+    step_sensor_retry_delay_seconds: int = 60
+    # Within one poke, a throttled/5xx/connection-failed DescribeStep (after botocore's own quick retries)
+    # is retried this many times, waiting backoff * 2**n seconds (capped at the max): 5 + 10 + 20 + 40 + 80
+    # = 155 s of API trouble ridden out before the try fails and the Airflow retry takes over.
+    step_transient_retries: int = 5
+    step_transient_backoff_seconds: float = 5.0
+    step_transient_backoff_max_seconds: float = 120.0
+    # For what the budget does not count one by one: create_cluster, add_steps, the gate, promotion
+    # (S3 copies), announce and terminate_cluster (seconds to minutes each), each sensor's poke latency.
+    budget_margin_seconds: int = 30 * 60
+    dagrun_timeout_seconds: int = 14 * 3600
+    # TEST ONLY: true skips the time-budget check, so a test DAG configuration can set a tiny
+    # dagrun_timeout (e.g. to watch a run time out). Never set it in a deployment.
+    test_only_skip_time_budget_check: bool = False
 
     def as_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -171,11 +202,88 @@ def config_from_mapping(overrides: Mapping[str, Any]) -> PipelineConfig:
         raise ValueError("min_coverage must be in [0, 1]")
     if not 0 <= config.max_reject_ratio <= 1:
         raise ValueError("max_reject_ratio must be in [0, 1]")
+    if not 0 <= config.min_window_share <= 1:
+        raise ValueError("min_window_share must be in [0, 1]")
     try:
         config.start_datetime()
     except ValueError:
         raise ValueError(f"start_date must be YYYY-MM-DD, got {config.start_date!r}") from None
+    _check_durations(config)
+    if not config.test_only_skip_time_budget_check:
+        check_time_budget(config)
     return config
+
+
+def _check_durations(config: PipelineConfig) -> None:
+    for name in (
+        "data_wait_timeout_seconds",
+        "data_poke_interval_seconds",
+        "cluster_start_timeout_seconds",
+        "step_poke_interval_seconds",
+        "step_timeout_seconds",
+        "task_timeout_seconds",
+        "dagrun_timeout_seconds",
+    ):
+        if getattr(config, name) <= 0:
+            raise ValueError(f"{name} must be > 0")
+    for name in (
+        "retries",
+        "retry_delay_seconds",
+        "step_sensor_retries",
+        "step_sensor_retry_delay_seconds",
+        "step_transient_retries",
+        "step_transient_backoff_seconds",
+        "budget_margin_seconds",
+    ):
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name} must be >= 0")
+    if config.step_transient_backoff_max_seconds < config.step_transient_backoff_seconds:
+        raise ValueError("step_transient_backoff_max_seconds must be >= step_transient_backoff_seconds")
+
+
+# The DAG's shape as the budget sees it (tests/dags/test_dag_integrity.py checks these against the DAG):
+# four step sensors in a row, and the tasks on the run's critical path that retry with `retries` x
+# `retry_delay_seconds`: wait_for_data, create_cluster, add_steps, quality_gate, promote/hold, announce.
+BUDGET_STEPS = 4
+BUDGET_RETRIED_TASKS = 6
+
+
+def time_budget(config: PipelineConfig) -> List[Tuple[str, int]]:
+    """The longest a run may take before a timeout of its own fails it: (term, seconds) pairs.
+
+    The sensor timeouts are the bounds the DAG sets; each retry costs its delay (what the failed try
+    itself used is within its timeout or the margin).
+    """
+    c, steps, tasks = config, BUDGET_STEPS, BUDGET_RETRIED_TASKS
+    return [
+        (f"data_wait_timeout_seconds {c.data_wait_timeout_seconds}", c.data_wait_timeout_seconds),
+        (f"cluster_start_timeout_seconds {c.cluster_start_timeout_seconds}", c.cluster_start_timeout_seconds),
+        (f"{steps} steps x step_timeout_seconds {c.step_timeout_seconds}", steps * c.step_timeout_seconds),
+        (
+            f"{tasks} tasks x retries {c.retries} x retry_delay_seconds {c.retry_delay_seconds}",
+            tasks * c.retries * c.retry_delay_seconds,
+        ),
+        (
+            f"{steps} sensors x step_sensor_retries {c.step_sensor_retries}"
+            f" x step_sensor_retry_delay_seconds {c.step_sensor_retry_delay_seconds}",
+            steps * c.step_sensor_retries * c.step_sensor_retry_delay_seconds,
+        ),
+        (f"budget_margin_seconds {c.budget_margin_seconds}", c.budget_margin_seconds),
+    ]
+
+
+def check_time_budget(config: PipelineConfig) -> int:
+    """The budget's total in seconds; ValueError naming every term if it exceeds the run timeout."""
+    terms = time_budget(config)
+    total = sum(seconds for _, seconds in terms)
+    if total > config.dagrun_timeout_seconds:
+        raise ValueError(
+            f"time budget {total} s exceeds dagrun_timeout_seconds {config.dagrun_timeout_seconds}: "
+            + " + ".join(f"{label} (= {seconds})" if " x " in label else label for label, seconds in terms)
+            + f" = {total} s. Lower a timeout or a retry count, or raise dagrun_timeout_seconds (a daily"
+            " run must still end well within 24 h)."
+        )
+    return total
 
 
 def load_config(environ: Optional[Mapping[str, str]] = None) -> PipelineConfig:

@@ -70,10 +70,9 @@ def test_every_task_has_owner_retries_timeout_and_alerting(dag):
         assert task.owner == "ml-platform", task.task_id
         assert task.execution_timeout is not None, task.task_id
         assert task.on_failure_callback, task.task_id
-        if task.task_id.startswith("watch_"):
-            assert task.retries == 0, "a FAILED step is final: re-poking only delays the alert"
-        else:
-            assert task.retries >= 1 and task.retry_delay.total_seconds() > 0, task.task_id
+        # Step sensors too: a worker restart or an API outage is retried (a FAILED step is not: it
+        # raises AirflowFailException, see test_emr_failure_paths.py).
+        assert task.retries >= 1 and task.retry_delay.total_seconds() > 0, task.task_id
 
 
 def test_structure(dag):
@@ -107,10 +106,30 @@ def test_step_sensors_name_the_steps(dag):
     ]
     for index, sensor in enumerate(sensors):
         assert f"[{index}]" in sensor.step_id
+        assert type(sensor).__name__ == "ResilientEmrStepSensor"
+
+
+def test_the_time_budget_matches_the_dag(dag):
+    """config.time_budget counts BUDGET_STEPS sensors and BUDGET_RETRIED_TASKS retried tasks on the
+    critical path, and the step timeouts the DAG really sets."""
+    from recsys_dag.config import BUDGET_RETRIED_TASKS, BUDGET_STEPS, PipelineConfig, check_time_budget
+
+    cfg = PipelineConfig()
+    sensors = [t for t in dag.tasks if t.task_id.startswith("watch_")]
+    assert len(sensors) == BUDGET_STEPS
+    path = {"wait_for_data", "create_cluster", "add_steps", "quality_gate", "promote_model", "announce"}
+    assert path <= set(dag.task_dict) and len(path) == BUDGET_RETRIED_TASKS  # hold_model: promote's twin
+    first, *rest = sensors
+    assert first.timeout == cfg.step_timeout_seconds + cfg.cluster_start_timeout_seconds
+    assert all(sensor.timeout == cfg.step_timeout_seconds for sensor in rest)
+    assert all(sensor.max_step_runtime_seconds == cfg.step_timeout_seconds for sensor in sensors)
+    assert dag.task_dict["wait_for_data"].timeout == cfg.data_wait_timeout_seconds
+    assert check_time_budget(cfg) <= dag.dagrun_timeout.total_seconds() < 24 * 3600
+    assert dag.on_failure_callback is not None  # cleans up after a timed-out run
 
 
 def test_sensor_modes_avoid_the_reschedule_race(dag):
-    """Step sensors (no retries) poke in-process; only the retried data sensor uses reschedule mode."""
+    """Step sensors poke in-process; only the data sensor uses reschedule mode."""
     t = dag.task_dict
     assert t["wait_for_data"].mode == "reschedule" and t["wait_for_data"].retries >= 1
     for job in ("parse_logs", "build_features", "train_cf", "evaluate"):

@@ -35,22 +35,24 @@ ACTIVE_CLUSTER_STATES = ["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING", "TER
 
 @dataclass
 class StepScript:
-    """How moto's EMR should report steps: final state per step name, and throttled DescribeStep calls."""
+    """How moto's EMR should report steps: the final state per step name (default COMPLETED), reached
+    after ``running_polls`` DescribeStep calls per step that still say RUNNING. API faults are injected
+    over HTTP instead (test_emr_failure_paths.py)."""
 
     outcomes: Dict[str, str] = field(default_factory=dict)
-    throttles: int = 0
-    throttled: int = 0
+    running_polls: int = 0
+    polls: Dict[str, int] = field(default_factory=dict)
 
     def install(self, monkeypatch) -> None:
         original = emr_models.ElasticMapReduceBackend.describe_step
         script = self
 
         def describe_step(backend, cluster_id, step_id):
-            if script.throttles > 0:
-                script.throttles -= 1
-                script.throttled += 1
-                raise JsonRESTError("ThrottlingException", "Rate exceeded")
             step = original(backend, cluster_id, step_id)
+            script.polls[step_id] = script.polls.get(step_id, 0) + 1
+            if script.polls[step_id] <= script.running_polls:
+                step.state = "RUNNING"
+                return step
             state = script.outcomes.get(step.name, "COMPLETED")
             if state == "FAILED" and step.state != "FAILED":
                 log_uri = backend.clusters[cluster_id].log_uri
@@ -107,11 +109,13 @@ def scored(version: str, difference: float, production_ndcg: float = 0.20) -> di
 class World:
     """The mocked AWS account the DAG runs against, with helpers to arrange and inspect it."""
 
-    def __init__(self):
-        self.s3 = boto3.client("s3", region_name=REGION)
-        self.sns = boto3.client("sns", region_name=REGION)
-        self.sqs = boto3.client("sqs", region_name=REGION)
-        self.emr = boto3.client("emr", region_name=REGION)
+    def __init__(self, endpoint_url: Optional[str] = None):
+        """In-process moto (``mock_aws``), or moto's HTTP server at ``endpoint_url``."""
+        clients = {"region_name": REGION, "endpoint_url": endpoint_url}
+        self.s3 = boto3.client("s3", **clients)
+        self.sns = boto3.client("sns", **clients)
+        self.sqs = boto3.client("sqs", **clients)
+        self.emr = boto3.client("emr", **clients)
         for bucket in (LAKE, ARTS):
             self.s3.create_bucket(Bucket=bucket)
         self.topic_arn = self.sns.create_topic(Name="recsys-alerts")["TopicArn"]
@@ -130,6 +134,9 @@ class World:
             "alert_topic_arn": self.topic_arn,
             "retries": 0,
             "retry_delay_seconds": 1,
+            "step_sensor_retry_delay_seconds": 1,
+            "step_transient_backoff_seconds": 0.01,
+            "step_transient_backoff_max_seconds": 0.05,
             "data_poke_interval_seconds": 1,
             "step_poke_interval_seconds": 1,
             "min_ndcg": 0.05,
@@ -424,18 +431,6 @@ def test_a_backfill_is_registered_but_never_made_live(monkeypatch, world):
     (summary,) = world.messages()
     assert f"registered version {DS}_{cluster['Id']}, not live: SKIP paired check" in summary
     assert len(asset_events()) == events_before
-
-
-def test_throttled_describe_step_is_ridden_out(monkeypatch, world):
-    script = StepScript(throttles=3)
-    script.install(monkeypatch)
-    world.day_arrives()
-    world.steps_wrote_outputs(ndcg=0.20)
-
-    dag_run, states = run_dag(monkeypatch, world)
-
-    assert script.throttled == 3
-    assert dag_run.state == "success" and states["watch_parse_logs"] == "success"
 
 
 def test_a_rerun_after_a_fix_is_promoted_as_a_new_version(monkeypatch, world):

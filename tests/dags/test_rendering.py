@@ -112,12 +112,15 @@ def test_step_arguments_parse_with_the_jobs_own_parsers(rendered):
     assert parse.output == "s3://lake/parsed/events/dt=2024-01-31"
     assert parse.rejects == "s3://lake/rejects/events/dt=2024-01-31"
     assert parse.max_reject_ratio == 0.05
+    for job in ("parse_logs", "build_features", "train_cf", "evaluate"):  # each records its outcome
+        assert _job_args(steps, job).outcome == f"s3://arts/runs/dt=2024-01-31/outcomes/{job}.json"
 
     features = _job_args(steps, "build_features")
     assert features.events == "s3://lake/parsed/events"
     assert features.run_date.isoformat() == DS
     assert features.output == "s3://arts/runs/dt=2024-01-31/features"
     assert features.lookback_days == 30 and features.half_life_days == 14.0
+    assert features.min_window_share == 0.8
 
     train = _job_args(steps, "train_cf")
     assert train.features == features.output
@@ -207,7 +210,10 @@ def test_dag_defaults_match_the_jobs_defaults():
     features = build_features.parse_args(["--events", "e", "--run-date", "2024-01-01", "--output", "o"])
     assert (cfg.lookback_days, cfg.half_life_days) == (features.lookback_days, features.half_life_days)
     assert (cfg.min_user_items, cfg.min_item_users) == (features.min_user_items, features.min_item_users)
-    assert cfg.holdout_fraction == features.holdout_fraction
+    assert (cfg.holdout_fraction, cfg.min_window_share) == (
+        features.holdout_fraction,
+        features.min_window_share,
+    )
     train = train_cf.parse_args(["--features", "f", "--output", "o"])
     assert (cfg.k, cfg.serve_k) == (train.k, train.serve_k)
     assert cfg.regularization is None and cfg.learning_rate is None and cfg.event_weights is None
