@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from spark_jobs.common.published import local_pointer
 from tests.e2e.conftest import ROOT, Scenario, alerts_about, client
 from tools.datagen.clickstream import generate
 from tools.run_chain import run_chain
@@ -20,12 +21,6 @@ pytestmark = pytest.mark.e2e
 
 DS = "2024-01-31"
 JOBS = ("parse_logs", "build_features", "train_cf", "evaluate")
-
-
-def stable_keys(keys):
-    """Keys with Spark's per-write UUID taken out of part-file names: a rerun that replaces its outputs
-    keeps the same list; one that appended would have more entries."""
-    return sorted(re.sub(r"(part-\d+)-[0-9a-f-]{36}(-c\d+)", r"\1\2", key) for key in keys)
 
 
 def upload_day(scenario: Scenario, raw_root: Path, ds: str = DS) -> None:
@@ -120,8 +115,10 @@ def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model
     )
     assert dag_metrics == chain.metrics["implicit"]
 
-    dag_events = read_parquet(scenario, scenario.lake, scenario.key("parsed_prefix", f"dt={DS}"))
-    local_events = pd.read_parquet(chain.path("parsed", f"dt={DS}"))
+    # Both through the day's pointer: only the published attempt counts.
+    pointer = scenario.read_json(scenario.lake, scenario.key("parsed_prefix", f"dt={DS}", "_PUBLISHED.json"))
+    dag_events = read_parquet(scenario, scenario.lake, pointer["events"][len(f"s3://{scenario.lake}/") :])
+    local_events = pd.read_parquet(local_pointer(chain.path("parsed", f"dt={DS}"))["events"])
     key = ["event_id"]
     pd.testing.assert_frame_equal(
         dag_events.sort_values(key).reset_index(drop=True),
@@ -174,7 +171,7 @@ def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model
     assert "(same configuration)" not in rerun_summary and "+0.0000" in rerun_summary
 
 
-def test_a_step_that_really_fails_fails_the_run_and_alerts_with_its_stderr(scenario, tmp_path):
+def test_a_step_that_really_fails_alerts_with_the_jobs_own_reason_before_its_logs_ship(scenario, tmp_path):
     raw = tmp_path / "raw"
     generate(
         raw, events=2000, days=1, end_date=DS, users=100, items=50, malformed_ratio=0.3, seed=9, quiet=True
@@ -197,7 +194,20 @@ def test_a_step_that_really_fails_fails_the_run_and_alerts_with_its_stderr(scena
     assert tagged == []
     (alert,) = alerts_about("task: watch_parse_logs")
     assert "step: parse_logs" in alert and "state FAILED" in alert
-    assert "FAILED parse_logs: reject ratio" in alert  # the job's own message, from the stderr tail
+    # In cluster mode the step log is the launcher's; the job's own line is in the driver's container
+    # log, which (as on EMR) is not in S3 yet when the alert goes out. The outcome record has it.
+    outcome = f"s3://{scenario.arts}/{scenario.key('runs_prefix', f'dt={DS}', 'outcomes', 'parse_logs.json')}"
+    assert f"cause (from the job's outcome record {outcome}):\n  FAILED parse_logs: reject ratio" in alert
+    assert "finished with failed status" in alert  # the launcher's step stderr tail
+    cluster = re.search(r"^cluster: (j-\w+)$", alert, re.MULTILINE).group(1)
+    log_prefix = scenario.effective_config().emr_log_prefix
+    assert scenario.keys(scenario.arts, f"{log_prefix}/{cluster}/steps")  # the step logs are there
+    assert scenario.keys(scenario.arts, f"{log_prefix}/{cluster}/containers") == []  # the driver's not yet
+    # The rejected day was not published: build_features would not read it.
+    assert (
+        scenario.read_json(scenario.lake, scenario.key("parsed_prefix", f"dt={DS}", "_PUBLISHED.json"))
+        is None
+    )
 
 
 def test_deferrable_sensors_and_a_better_production_model_is_kept(scenario, raw_day):
