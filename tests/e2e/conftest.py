@@ -110,6 +110,19 @@ class Scenario:
         (log_dir / f"{self.tag}-{ds}.log").write_text(proc.stdout + proc.stderr)
         return proc
 
+    def start_dag(self, ds: str, **overrides) -> subprocess.Popen:
+        """:meth:`run_dag` without waiting: the process leads its own session (so a test can kill the
+        whole of it, as a dying worker would go) and writes to the same log file."""
+        env = airflow_env({**self.config, **overrides})
+        env["AIRFLOW_HOME"] = os.environ["AIRFLOW_HOME"]
+        log_dir = ROOT / "var" / "e2e" / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_dir / f"{self.tag}-{ds}-killed.log", "w") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "airflow", "dags", "test", DAG_ID, ds],
+                env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
     def task_states(self, ds: str) -> Dict[str, str]:
         env = airflow_env(self.config)
         env["AIRFLOW_HOME"] = os.environ["AIRFLOW_HOME"]

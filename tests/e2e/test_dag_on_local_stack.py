@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -229,6 +232,69 @@ def test_deferrable_sensors_and_a_better_production_model_is_kept(scenario, raw_
     assert scenario.keys(scenario.arts, scenario.key("registry_prefix", "versions")) == []
     (summary,) = alerts_about(f"recsys_training {DS}: held")
     assert f"paired change vs production {old} -" in summary
+
+
+def wait_for(what: str, probe, timeout_s: float, every_s: float = 2.0):
+    """Poll ``probe()`` until it returns something truthy; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(every_s)
+    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def test_a_killed_airflow_leaves_no_cluster_after_the_idle_timeout_and_a_rerun_starts_clean(
+    scenario, raw_day
+):
+    upload_day(scenario, raw_day)
+    emr = client("emr")
+    ours = lambda: [  # noqa: E731 - this date's active clusters (earlier tests' have ended)
+        c["Id"]
+        for c in emr.list_clusters(ClusterStates=["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"])[
+            "Clusters"
+        ]
+        if c["Name"] == f"recsys-training-{DS}"
+    ]
+    # EMR's smallest IdleTimeout, 60 s, is what ends a cluster nobody terminates.
+    proc = scenario.start_dag(DS, idle_timeout_seconds=60)
+    try:
+        (orphan,) = wait_for("a running step", lambda: [
+            c for c in ours()
+            if any(s["Status"]["State"] == "RUNNING" for s in emr.list_steps(ClusterId=c)["Steps"])
+        ], timeout_s=180)  # fmt: skip
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # Airflow dies mid-step: no teardown, no callback
+        proc.wait()
+
+    # The cluster finishes the steps it was given, then ends on its own once idle for 60 s.
+    ended = wait_for(
+        "the orphaned cluster to end",
+        lambda: emr.describe_cluster(ClusterId=orphan)["Cluster"]["Status"]["State"].startswith("TERMINATED"),
+        timeout_s=600,
+    )
+    assert ended and ours() == []
+    status = emr.describe_cluster(ClusterId=orphan)["Cluster"]["Status"]
+    assert "auto-termination" in status["StateChangeReason"]["Message"]
+    assert scenario.read_json(scenario.arts, scenario.key("registry_prefix", "latest.json")) is None
+
+    # A rerun of the date trains on a new cluster, each step once, and publishes one version.
+    again = scenario.run_dag(DS)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    latest = scenario.read_json(scenario.arts, scenario.key("registry_prefix", "latest.json"))
+    cluster = latest["version"].split("_", 1)[1]
+    assert cluster != orphan
+    assert sorted(s["Name"] for s in emr.list_steps(ClusterId=cluster)["Steps"]) == sorted(JOBS)
+    versions = scenario.keys(scenario.arts, scenario.key("registry_prefix", "versions"))
+    assert {key.split("/versions/")[1].split("/")[0] for key in versions} == {latest["version"]}
+    # The day's events: the rerun's attempt is the published one, and at most it and the orphan's remain.
+    pointer = scenario.read_json(scenario.lake, scenario.key("parsed_prefix", f"dt={DS}", "_PUBLISHED.json"))
+    attempts = {
+        key.split("/_attempts/")[1].split("/")[0]
+        for key in scenario.keys(scenario.lake, scenario.key("parsed_prefix", f"dt={DS}", "_attempts"))
+    }
+    assert pointer["attempt"] in attempts and len(attempts) <= 2
 
 
 @pytest.fixture(scope="module")
