@@ -19,16 +19,16 @@ import json
 import os
 import secrets
 import socket
-import time
 import urllib.request
 from pathlib import Path
-from typing import Callable, Dict, Optional, TypeVar
+from typing import Dict, Optional, TypeVar
 
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from tests.dags.conftest import DAGS, HTTP_CONN_ID, REGION, http_connection, reset_moto_server
 from tests.dags.test_dag_runs import ACTIVE_CLUSTER_STATES, DS, World
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.airflow_ui
 
@@ -44,17 +44,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_for(what: str, probe: Callable[[], Optional[T]], timeout_s: float, interval_s: float = 1.0) -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 class Api:

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +16,7 @@ import pytest
 
 from spark_jobs.common.published import local_pointer
 from tests.e2e.conftest import ROOT, Scenario, alerts_about, client
+from tests.polling import wait_for
 from tools.datagen.clickstream import generate
 from tools.run_chain import run_chain
 
@@ -234,17 +234,6 @@ def test_deferrable_sensors_and_a_better_production_model_is_kept(scenario, raw_
     assert f"paired change vs production {old} -" in summary
 
 
-def wait_for(what: str, probe, timeout_s: float, every_s: float = 2.0):
-    """Poll ``probe()`` until it returns something truthy; fail naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(every_s)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
 def test_a_killed_airflow_leaves_no_cluster_after_the_idle_timeout_and_a_rerun_starts_clean(
     scenario, raw_day
 ):
@@ -263,7 +252,7 @@ def test_a_killed_airflow_leaves_no_cluster_after_the_idle_timeout_and_a_rerun_s
         (orphan,) = wait_for("a running step", lambda: [
             c for c in ours()
             if any(s["Status"]["State"] == "RUNNING" for s in emr.list_steps(ClusterId=c)["Steps"])
-        ], timeout_s=180)  # fmt: skip
+        ], timeout_s=180, interval_s=2)  # fmt: skip
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # Airflow dies mid-step: no teardown, no callback
         proc.wait()
@@ -273,6 +262,7 @@ def test_a_killed_airflow_leaves_no_cluster_after_the_idle_timeout_and_a_rerun_s
         "the orphaned cluster to end",
         lambda: emr.describe_cluster(ClusterId=orphan)["Cluster"]["Status"]["State"].startswith("TERMINATED"),
         timeout_s=600,
+        interval_s=2,
     )
     assert ended and ours() == []
     status = emr.describe_cluster(ClusterId=orphan)["Cluster"]["Status"]

@@ -8,13 +8,14 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set
 
 import pytest
 from local_aws import emr_server, localstack_server
 from local_aws.settings import HOST, Settings
+
+from tests.polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCALSTACK_DIR = ROOT / "localstack"
@@ -88,15 +89,8 @@ def command_step(name: str, args: List[str], action_on_failure: str = "CONTINUE"
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.3) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned); fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(interval_s)
+    """:func:`tests.polling.wait_for` with this suite's argument order and a short interval."""
+    return wait_for(what, predicate, timeout_s, interval_s)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ from typing import Any, Dict
 import pytest
 from local_aws.connection import CONN_ID, as_json, import_file
 from local_aws.settings import LOCALSTACK_DIR, Settings, load_settings
+from stack_helpers import cluster_request
 
 pytestmark = pytest.mark.localstack
 
@@ -36,28 +37,14 @@ def aws_local_env(local_stack: Settings, monkeypatch: pytest.MonkeyPatch) -> Set
     return local_stack
 
 
-def test_emr_hook_reaches_the_local_emr_endpoint(aws_local_env: Settings, emr: Any) -> None:
+def test_emr_hook_reaches_the_local_emr_endpoint(
+    aws_local_env: Settings, emr: Any, resources: Dict[str, Any]
+) -> None:
     from airflow.providers.amazon.aws.hooks.emr import EmrHook
 
     hook = EmrHook(aws_conn_id=CONN_ID, emr_conn_id=None)
     assert hook.conn.meta.endpoint_url == aws_local_env.emr_url
-    overrides: Dict[str, Any] = {
-        "Name": "hook-test",
-        "ReleaseLabel": "emr-7.2.0",
-        "Instances": {
-            "KeepJobFlowAliveWhenNoSteps": True,
-            "InstanceGroups": [
-                {
-                    "Name": "primary",
-                    "Market": "ON_DEMAND",
-                    "InstanceRole": "MASTER",
-                    "InstanceType": "m5.xlarge",
-                    "InstanceCount": 1,
-                }
-            ],
-        },
-    }
-    cluster_id = hook.create_job_flow(overrides)["JobFlowId"]
+    cluster_id = hook.create_job_flow(cluster_request(resources, Name="hook-test"))["JobFlowId"]
     try:
         # The cluster exists on the local EMR endpoint, seen through a plain boto3 client.
         assert emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Name"] == "hook-test"
