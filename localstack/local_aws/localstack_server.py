@@ -1,6 +1,7 @@
 """LocalStack in host mode (no Docker): its command line, environment, init hooks and readiness check.
 
-The recipe is localstack/README.md: ``python -m localstack.runtime.main`` from ``.venv-localstack`` with the
+The recipe is localstack/README.md: LocalStack's runtime main (through ``localstack_entry.py``, which
+empties its CORS allow-list first) from ``.venv-localstack`` with the
 hypercorn gateway (the default twisted gateway binds 0.0.0.0 whatever it is told), DNS server off,
 FILESYSTEM_ROOT kept under the state directory between runs (the first start builds a cache).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import Dict
 
 from local_aws.http import get_json
@@ -16,7 +18,9 @@ from local_aws.service import ManagedService, StartError
 from local_aws.settings import HOST, LOCALSTACK_DIR, RESOURCES_FILE, Settings
 
 NAME = "localstack"
-MARKER = "localstack.runtime.main"
+# The process runs LocalStack's main through this file (its CORS allow-list emptied first).
+ENTRY = Path(__file__).with_name("localstack_entry.py")
+MARKER = ENTRY.name
 SERVICES = "s3,sns,sqs,sts,iam,cloudwatch"
 HOOKS_SOURCE = LOCALSTACK_DIR / "init"
 # Variables a developer may want to pass through to LocalStack (log verbosity); everything else is set here.
@@ -45,6 +49,10 @@ def environment(settings: Settings) -> Dict[str, str]:
             "DISABLE_EVENTS": "1",
             "SKIP_SSL_CERT_DOWNLOAD": "1",
             "RECSYS_LOCAL_RESOURCES": str(RESOURCES_FILE),
+            # With the allow-list emptied (localstack_entry), no web page may call LocalStack: no CORS
+            # response headers at all, and S3 under the same origin check as every other service.
+            "DISABLE_CORS_HEADERS": "1",
+            "DISABLE_CUSTOM_CORS_S3": "1",
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
         }
@@ -97,7 +105,8 @@ def service(settings: Settings) -> ManagedService:
     return ManagedService(
         name=NAME,
         port=settings.localstack_port,
-        command=[str(python), "-m", MARKER],
+        # -P: the file's folder stays off sys.path (its http.py would shadow the standard library's).
+        command=[str(python), "-P", str(ENTRY)],
         env=environment(settings),
         pid_file=settings.pid_file(NAME),
         log_file=settings.log_file(NAME),
