@@ -3,7 +3,7 @@
     spark-submit spark_jobs/build_features.py --events URI --run-date YYYY-MM-DD --output URI
         [--lookback-days 30] [--half-life-days 14] [--weights view=1,click=2,add_to_cart=4,purchase=8]
         [--min-user-items 2] [--min-item-users 2] [--holdout-fraction 0.2] [--min-items-for-holdout 3]
-        [--min-window-share 0.8]
+        [--min-window-share 0.8] [--validation-fraction 0.0]
 
 Reads, for each day of the window, the attempt that ``<events>/dt=YYYY-MM-DD/_PUBLISHED.json`` names
 (parse_logs publishes a day only when it passed its reject ratio); fails, naming the days, when fewer
@@ -13,9 +13,18 @@ run date (half-life in days; 0 disables decay). One confidence per (user, item) 
 Users and items below minimum support are removed until both hold (k-core). Users and items get
 contiguous indices (ordered by id). Each user with enough items has their latest interactions held out.
 
+With ``--validation-fraction F > 0`` (the tuning sweep's features), ``train/`` is split once more by the
+same rule (:func:`split_holdout`): each user with at least ``--min-items-for-holdout`` training items has
+their latest ``max(1, floor(n * F))`` training items in ``validation/holdout/``, the rest (at least one)
+in ``validation/fit/``. So a user's validation items are no newer than their nightly holdout items and no
+older than their fit items, and the nightly ``holdout/`` is in neither: tuning never sees what the nightly
+quality gate scores on. F = 0 (the nightly) writes no ``validation/`` and removes a stale one.
+
 Writes under ``--output`` (overwritten): ``train/``, ``holdout/`` (user_idx, item_idx, confidence,
 last_ts), ``users/`` (user_idx, user_id), ``items/`` (item_idx, item_id), ``window/`` (user_id, item_id:
-every pair of the window before minimum support), ``manifest.json`` (counts).
+every pair of the window before minimum support), ``validation/fit/`` and ``validation/holdout/`` (same
+columns as ``train/``; only when F > 0), ``manifest.json`` (counts; ``validation``: the validation split's
+fraction and counts, or null).
 """
 
 from __future__ import annotations
@@ -209,6 +218,73 @@ def split_holdout(indexed: DataFrame, holdout_fraction: float, min_items_for_hol
     return indexed.withColumn("is_holdout", F.row_number().over(latest_first) <= n_holdout)
 
 
+def split_validation(train: DataFrame, validation_fraction: float, min_items_for_holdout: int) -> DataFrame:
+    """Add boolean ``is_validation`` to the training rows: :func:`split_holdout`'s rule applied to them.
+
+    Each user with at least ``min_items_for_holdout`` training items has their latest
+    ``max(1, floor(n * validation_fraction))`` of them marked, at least one left unmarked. The nightly
+    holdout took each user's latest items before, in the same order, so marked items are never newer than
+    the user's held-out ones and never older than the unmarked ones.
+    """
+    split = split_holdout(train, validation_fraction, min_items_for_holdout)
+    return split.withColumnRenamed("is_holdout", "is_validation")
+
+
+def write_validation(
+    spark: SparkSession,
+    train: DataFrame,
+    n_train: int,
+    output_uri: str,
+    validation_fraction: float,
+    min_items_for_holdout: int,
+) -> Optional[Dict[str, object]]:
+    """Write ``validation/fit/`` and ``validation/holdout/`` under ``output_uri`` from ``train`` (the
+    training rows, ``n_train`` of them) and return the manifest's ``validation`` block.
+
+    ``validation_fraction == 0``: nothing is written, a ``validation/`` left by an earlier build of the
+    same folder is deleted (the manifest's null must not sit beside stale data), and None is returned.
+    Raises :class:`JobError` if fit + holdout do not add up to ``n_train``.
+    """
+    uri = join_uri(output_uri, "validation")
+    if validation_fraction <= 0:
+        if fs.exists(spark, uri):
+            fs.delete(spark, uri)
+            log.info("removed the stale validation split at %s (no --validation-fraction)", uri)
+        return None
+    # Read by the count below and by both writes: one window over train/, stored once.
+    split = split_validation(train, validation_fraction, min_items_for_holdout).localCheckpoint(eager=False)
+    sizes = split.agg(
+        F.sum((~F.col("is_validation")).cast("long")).alias("fit"),
+        F.sum(F.col("is_validation").cast("long")).alias("holdout"),
+        F.countDistinct(F.when(F.col("is_validation"), F.col("user_idx"))).alias("holdout_users"),
+    ).first()
+    n_fit, n_holdout = int(sizes["fit"] or 0), int(sizes["holdout"] or 0)
+    if n_fit + n_holdout != n_train:
+        raise JobError(f"the validation split holds {n_fit} + {n_holdout} pairs, but train/ has {n_train}")
+    split.where(~F.col("is_validation")).drop("is_validation").write.mode("overwrite").parquet(
+        join_uri(uri, "fit")
+    )
+    split.where(F.col("is_validation")).drop("is_validation").write.mode("overwrite").parquet(
+        join_uri(uri, "holdout")
+    )
+    block = {
+        "fraction": validation_fraction,
+        "fit_nnz": n_fit,
+        "holdout_nnz": n_holdout,
+        "holdout_users": int(sizes["holdout_users"]),
+    }
+    log.info(
+        "validation split (fraction %s) of %d training pairs: %d fit + %d holdout pairs (%d users) at %s",
+        validation_fraction,
+        n_train,
+        n_fit,
+        n_holdout,
+        block["holdout_users"],
+        uri,
+    )
+    return block
+
+
 def published_days(
     spark: SparkSession, events_uri: str, days: List[dt.date]
 ) -> Tuple[List[str], List[str], List[str]]:
@@ -279,11 +355,13 @@ def run(
     holdout_fraction: float = 0.2,
     min_items_for_holdout: int = 3,
     min_window_share: float = 0.8,
+    validation_fraction: float = 0.0,
 ) -> Dict[str, object]:
     """Build the features for ``run_date`` and write them under ``output_uri``; returns the manifest.
 
     Reads only published days (:mod:`spark_jobs.common.published`); fails, naming the absent days, when
     fewer than ``min_window_share`` of the window's days are published (or none is).
+    ``validation_fraction`` > 0 also writes the validation split of ``train/`` (:func:`split_validation`).
     """
     weights = weights or dict(DEFAULT_WEIGHTS)
     days = lookback_days(run_date, lookback)
@@ -370,6 +448,9 @@ def run(
     holdout.write.mode("overwrite").parquet(join_uri(output_uri, "holdout"))
     users.write.mode("overwrite").parquet(join_uri(output_uri, "users"))
     items.write.mode("overwrite").parquet(join_uri(output_uri, "items"))
+    validation = write_validation(
+        spark, train, n_train, output_uri, validation_fraction, min_items_for_holdout
+    )
 
     manifest = {
         "run_date": run_date.isoformat(),
@@ -391,6 +472,7 @@ def run(
         "holdout_nnz": n_holdout,
         "holdout_users": int(sizes["holdout_users"]),
         "density": n_pairs / float(n_users * n_items),
+        "validation": validation,
         "params": {
             "half_life_days": half_life_days,
             "weights": weights,
@@ -399,6 +481,7 @@ def run(
             "min_item_users": min_item_users,
             "holdout_fraction": holdout_fraction,
             "min_items_for_holdout": min_items_for_holdout,
+            "validation_fraction": validation_fraction,
         },
     }
     fs.write_json(spark, join_uri(output_uri, "manifest.json"), manifest)
@@ -451,6 +534,13 @@ def parse_args(argv: Optional[Sequence[str]] = None):
         help="fail unless at least this share of the window's days is published (missing and rejected "
         "days count against it)",
     )
+    parser.add_argument(
+        "--validation-fraction",
+        type=ratio_arg,
+        default=0.0,
+        help="share of each user's latest training items in validation/holdout/ (the tuning sweep's "
+        "split; the rest of train/ is validation/fit/); 0 = no validation split",
+    )
     return parser.parse_args(argv)
 
 
@@ -471,6 +561,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         holdout_fraction=args.holdout_fraction,
         min_items_for_holdout=args.min_items_for_holdout,
         min_window_share=args.min_window_share,
+        validation_fraction=args.validation_fraction,
     )
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
-JOBS = ("parse_logs", "build_features", "train_cf", "evaluate")
+# Every module at the top of spark_jobs/ is a job a step runs (shared code lives in spark_jobs/common/).
+JOBS = tuple(sorted(path.stem for path in (ROOT / "spark_jobs").glob("*.py") if path.stem != "__init__"))
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # zip entries carry no build time
 
 

@@ -227,3 +227,108 @@ def test_run_with_nothing_left_after_support_is_a_clear_error(spark, tmp_path):
     )
     with pytest.raises(JobError, match="no \\(user, item\\) pairs left after minimum support"):
         bf.run(spark, str(tmp_path / "parsed"), dt.date(2024, 1, 10), str(tmp_path / "out"), lookback=1)
+
+
+def _validation_events():
+    """One day of views (hour = recency) over items i1..i6, every item with >= 2 users."""
+    per_user = {
+        "u1": [("i1", 1), ("i2", 2), ("i3", 3), ("i4", 4), ("i5", 5), ("i6", 6)],
+        "u2": [("i1", 5), ("i2", 4), ("i3", 3), ("i4", 2), ("i5", 1)],
+        "u3": [("i2", 7), ("i4", 7), ("i6", 7)],  # all tied: by item index
+        "u4": [("i1", 8), ("i3", 9)],  # too few items for either holdout
+        "u5": [("i5", 3), ("i6", 3), ("i1", 2), ("i2", 3), ("i3", 1), ("i4", 0)],  # ties at hour 3
+    }
+    rows = []
+    for user, items in per_user.items():
+        for item, hour in items:
+            rows.append((f"e{len(rows)}", user, item, "view", f"2024-01-10 {hour:02d}:00", None))
+    return rows
+
+
+def _pairs(spark, uri):
+    return {(r["user_idx"], r["item_idx"]): r["last_ts"] for r in spark.read.parquet(str(uri)).collect()}
+
+
+def test_validation_split_is_cut_from_train_by_time_and_leaves_the_nightly_alone(spark, tmp_path):
+    events = tmp_path / "parsed"
+    _write_day(spark, events, "2024-01-10", _validation_events())
+    out = tmp_path / "features"
+    common = dict(lookback=1, half_life_days=0, holdout_fraction=0.2, min_items_for_holdout=3)
+
+    manifest = bf.run(spark, str(events), dt.date(2024, 1, 10), str(out), validation_fraction=0.4, **common)
+    train, holdout = _pairs(spark, out / "train"), _pairs(spark, out / "holdout")
+    fit, held = _pairs(spark, out / "validation" / "fit"), _pairs(spark, out / "validation" / "holdout")
+    assert (
+        spark.read.parquet(str(out / "validation" / "fit")).schema
+        == spark.read.parquet(str(out / "train")).schema
+    )
+    assert spark.read.parquet(str(out / "validation" / "holdout")).columns == [
+        "user_idx",
+        "item_idx",
+        "confidence",
+        "last_ts",
+    ]
+    # A partition of train/ (same rows), and nothing of the nightly holdout.
+    assert set(fit) | set(held) == set(train) and not set(fit) & set(held)
+    assert {**fit, **held} == train
+    assert not (set(fit) | set(held)) & set(holdout)
+    for user in {u for u, _ in held}:
+        validation_ts = [ts for (u, _), ts in held.items() if u == user]
+        fit_ts = [ts for (u, _), ts in fit.items() if u == user]
+        holdout_ts = [ts for (u, _), ts in holdout.items() if u == user]
+        assert fit_ts, f"user {user} kept nothing to fit on"
+        assert min(validation_ts) >= max(fit_ts)
+        assert not holdout_ts or max(validation_ts) <= min(holdout_ts)
+    # Per user (train items n -> max(1, floor(0.4 n)) if n >= 3): u1 5 -> 2, u2 4 -> 1, u3 2 -> 0,
+    # u4 2 -> 0, u5 5 -> 2.
+    users = {r["user_id"]: r["user_idx"] for r in spark.read.parquet(str(out / "users")).collect()}
+    held_per_user = {user: sum(1 for u, _ in held if u == idx) for user, idx in users.items()}
+    assert held_per_user == {"u1": 2, "u2": 1, "u3": 0, "u4": 0, "u5": 2}
+    assert manifest["validation"] == {
+        "fraction": 0.4,
+        "fit_nnz": len(fit),
+        "holdout_nnz": len(held),
+        "holdout_users": 3,
+    }
+    assert manifest["validation"]["fit_nnz"] + manifest["validation"]["holdout_nnz"] == manifest["train_nnz"]
+    assert manifest["params"]["validation_fraction"] == 0.4
+    assert json.loads((out / "manifest.json").read_text())["validation"] == manifest["validation"]
+
+    # Fraction 0 (the nightly) into the same folder: the same outputs, no validation/ (the stale one
+    # removed), and a manifest that differs only by the null block and the recorded parameter.
+    before = {
+        name: sorted(tuple(r) for r in spark.read.parquet(str(out / name)).collect())
+        for name in ("train", "holdout", "users", "items", "window")
+    }
+    nightly = bf.run(spark, str(events), dt.date(2024, 1, 10), str(out), **common)
+    after = {name: sorted(tuple(r) for r in spark.read.parquet(str(out / name)).collect()) for name in before}
+    assert after == before
+    assert not (out / "validation").exists()
+    assert nightly["validation"] is None and nightly["params"]["validation_fraction"] == 0.0
+    assert set(nightly) == set(manifest)
+
+    def strip(m):
+        params = {key: value for key, value in m["params"].items() if key != "validation_fraction"}
+        return {**{key: value for key, value in m.items() if key != "validation"}, "params": params}
+
+    assert strip(nightly) == strip(manifest)
+
+
+def test_split_validation_applies_the_holdout_rule_to_training_rows(spark):
+    day = dt.datetime(2024, 1, 1)
+    rows = [(0, item, 1.0, day + dt.timedelta(hours=item)) for item in range(5)]
+    rows += [(1, 0, 1.0, day), (1, 1, 1.0, day)]  # two training items: no validation
+    train = spark.createDataFrame(rows, "user_idx int, item_idx int, confidence double, last_ts timestamp")
+    split = bf.split_validation(train, 0.5, 3)
+    assert split.columns == ["user_idx", "item_idx", "confidence", "last_ts", "is_validation"]
+    marked = sorted((r["user_idx"], r["item_idx"]) for r in split.where("is_validation").collect())
+    assert marked == [(0, 3), (0, 4)]  # floor(5 * 0.5) = 2 latest
+
+
+@pytest.mark.unit
+def test_validation_fraction_option():
+    required = ["--events", "e", "--run-date", "2024-01-10", "--output", "o"]
+    assert bf.parse_args(required).validation_fraction == 0.0
+    assert bf.parse_args([*required, "--validation-fraction", "0.2"]).validation_fraction == 0.2
+    with pytest.raises(SystemExit):
+        bf.parse_args([*required, "--validation-fraction", "1.5"])
