@@ -58,13 +58,13 @@ import os
 from airflow.providers.amazon.aws.operators.emr import EmrTerminateJobFlowOperator
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import DAG, Asset, AssetAlias, chain, task
-from recsys_dag import promotion, registry
+from recsys_dag import promotion, registry, tuned_params
 from recsys_dag.alerts import FailureAlert, publish
 from recsys_dag.cleanup import RunCleanup
 from recsys_dag.config import load_config
 from recsys_dag.emr_operators import EmrCreateJobFlowFromTemplateOperator, IdempotentEmrAddStepsOperator
 from recsys_dag.emr_sensors import ResilientEmrStepSensor
-from recsys_dag.locations import JOBS, code_locations, registry_locations, run_locations
+from recsys_dag.locations import JOBS, code_locations, registry_locations, run_locations, tuning_locations
 from recsys_dag.quality_gate import decide
 
 DAG_ID = "recsys_training"
@@ -138,6 +138,22 @@ with DAG(
         **aws,
     )
 
+    @task(task_id="resolve_params")
+    def resolve_params() -> dict:
+        """The model and feature values every step renders from: the config's, or with params_from_tuning
+        tuning/best.json's (read once, here, before the cluster costs anything)."""
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        s3 = S3Hook(**aws).get_conn()
+        return tuned_params.resolve(
+            cfg.as_dict(),
+            cfg.params_from_tuning,
+            tuning_locations(cfg)["best"],
+            lambda uri: registry.read_json(s3, uri),
+        )
+
+    params = resolve_params()
+
     create_cluster = EmrCreateJobFlowFromTemplateOperator(
         task_id="create_cluster", job_flow_overrides="cluster.json", emr_conn_id=None, **aws
     )
@@ -195,6 +211,8 @@ with DAG(
             "make_live": decision.make_live,
             "reasons": decision.reasons,
             **decision.numbers,
+            # Which values trained the candidate: the config's, or which tuning run's.
+            "params": ti.xcom_pull(task_ids="resolve_params"),
         }
         registry.write_json(s3, run["gate_report"], report)
         ti.xcom_push(key="decision", value=report)
@@ -263,5 +281,5 @@ with DAG(
         return summary
 
     gate = quality_gate()
-    chain(wait_for_data, create_cluster, add_steps, *step_sensors, terminate_cluster)
+    chain(wait_for_data, params, create_cluster, add_steps, *step_sensors, terminate_cluster)
     step_sensors[-1] >> gate >> [promote_model(), hold_model()] >> announce()

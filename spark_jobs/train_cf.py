@@ -3,7 +3,7 @@
     spark-submit spark_jobs/train_cf.py --features URI --output URI [--engine implicit|spark-als]
         [--algorithm als|bpr] [--factors 64] [--iterations 15] [--regularization R] [--alpha 1.0]
         [--learning-rate 0.01] [--seed 42] [--k 10] [--serve-k 100]
-        [--production-pointer URI --run-date YYYY-MM-DD]
+        [--production-pointer URI --run-date YYYY-MM-DD] [--params-source JSON]
 
 Two fits with the same engine and parameters, for two purposes (docs/contracts.md):
 
@@ -50,6 +50,7 @@ from spark_jobs.common import fs, production
 from spark_jobs.common.cli import (
     JobError,
     date_arg,
+    json_object_arg,
     new_parser,
     non_negative_float_arg,
     positive_int_arg,
@@ -209,11 +210,13 @@ def run(
     k: int = DEFAULT_K,
     serve_k: int = DEFAULT_SERVE_K,
     production_plan: Optional[Dict[str, Any]] = None,
+    params_source: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """Both fits (and production's refit per ``production_plan``); write everything; return params.json.
 
     ``production_plan`` is :func:`spark_jobs.common.production.plan`'s document, or None to skip
-    production altogether (no ``production/`` is written then).
+    production altogether (no ``production/`` is written then). ``params_source`` (where the parameters
+    came from: the config, or which tuning run) is recorded in params.json as given.
     """
     paths = {name: join_uri(features_uri, name) for name in ("train", "holdout", "users", "items", "window")}
     paths["manifest"] = join_uri(features_uri, "manifest.json")
@@ -340,6 +343,7 @@ def run(
         "serving_nnz": n_all,
         "fits": fits,
         "fit_seconds": fits["serving"]["seconds"]["fit"],
+        "params_source": params_source,
         "served_lists": lists,
         "production": None
         if production_doc is None
@@ -420,6 +424,12 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     parser.add_argument(
         "--run-date", type=date_arg, default=None, help="logical date (with --production-pointer)"
     )
+    parser.add_argument(
+        "--params-source",
+        type=json_object_arg,
+        default=None,
+        help="JSON object saying where the parameters came from (recorded in params.json)",
+    )
     args = parser.parse_args(argv)
     if args.production_pointer and args.run_date is None:
         parser.error("--production-pointer needs --run-date")
@@ -446,7 +456,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     plan = None
     if args.production_pointer:
         plan = resolve_production(spark, args.production_pointer, args.run_date, params)
-    run(spark, args.features, args.output, params, args.k, args.serve_k, plan)
+    run(spark, args.features, args.output, params, args.k, args.serve_k, plan, args.params_source)
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ class PipelineConfig:
     start_date: str = "2024-01-01"  # first logical date (YYYY-MM-DD, UTC); earlier dates run no task
     deferrable: bool = False  # deferrable sensors (needs a triggerer)
     # The time budget (checked at parse time, see time_budget()): with the defaults below a run needs at
-    # most 12 h 8 min of its 14 h dagrun_timeout. A 02:00 UTC run therefore ends by 16:00 UTC whatever
+    # most 12 h 18 min of its 14 h dagrun_timeout. A 02:00 UTC run therefore ends by 16:00 UTC whatever
     # happens, leaving on call the rest of the day to fix and rerun the date before the next 02:00 run
     # (max_active_runs=1: a run still going at 02:00 would hold the next day back).
     # Raw data lands shortly after midnight; still missing at 06:00 it is an upstream incident to alert on.
@@ -132,6 +132,26 @@ class PipelineConfig:
     # TEST ONLY: true skips the time-budget check, so a test DAG configuration can set a tiny
     # dagrun_timeout (e.g. to watch a run time out). Never set it in a deployment.
     test_only_skip_time_budget_check: bool = False
+    # --- tuning: the recsys_tuning DAG (same configuration object; see dags/recsys_tuning.py)
+    # The sweep: a product {"key": [values, ...]} or an explicit list [{"key": value}, ...] over
+    # recsys_dag.tuning_grid.TUNABLE (model parameters and half_life_days); keys a configuration does not
+    # set take the values above. The default is 8 configurations around the defaults.
+    tuning_grid: Any = dataclasses.field(
+        default_factory=lambda: {"factors": [32, 64], "regularization": [10.0, 30.0], "alpha": [1.0, 4.0]}
+    )
+    tuning_max_configs: int = 32  # more is an error: each configuration is one EMR step
+    tuning_parallelism: int = 2  # configurations trained at once: the tuning cluster's StepConcurrencyLevel
+    # The validation split, cut from the training split (each user's newest items before the holdout):
+    # configurations are compared on it, never on the holdout the nightly gate uses.
+    tuning_validation_fraction: float = 0.2
+    tuning_prefix: str = "tuning"  # tuning/<run>/ (leaderboard, trials) and tuning/best.json
+    tuning_schedule: Optional[str] = None  # cron (e.g. weekly "0 6 * * 0"); null = manual triggers only
+    # The tuning reads parsed days the nightly published: a missing day is an error, not a wait.
+    tuning_data_wait_timeout_seconds: int = 3600
+    tuning_dagrun_timeout_seconds: int = 12 * 3600
+    # true: the nightly trains with tuning/best.json's values (recorded in params.json and gate.json);
+    # without a best.json yet it trains with the values above and says so.
+    params_from_tuning: bool = False
 
     def as_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -152,10 +172,15 @@ _NULLABLE = {
     "regularization": float,
     "learning_rate": float,
     "event_weights": str,
+    "tuning_schedule": str,
 }
 
 
 def _check_type(name: str, value: Any) -> Any:
+    if name == "tuning_grid":  # expanded and checked by recsys_dag.tuning_grid where the sweep is planned
+        if isinstance(value, (dict, list)):
+            return value
+        raise ValueError(f"tuning_grid must be an object of lists or a list of objects, got {value!r}")
     default = _FIELDS[name].default
     if name in _NULLABLE:
         kind = _NULLABLE[name]
@@ -204,6 +229,10 @@ def config_from_mapping(overrides: Mapping[str, Any]) -> PipelineConfig:
         raise ValueError("max_reject_ratio must be in [0, 1]")
     if not 0 <= config.min_window_share <= 1:
         raise ValueError("min_window_share must be in [0, 1]")
+    if config.tuning_parallelism < 1 or config.tuning_max_configs < 1:
+        raise ValueError("tuning_parallelism and tuning_max_configs must be >= 1")
+    if not 0 < config.tuning_validation_fraction < 1:
+        raise ValueError("tuning_validation_fraction must be in (0, 1)")
     try:
         config.start_datetime()
     except ValueError:
@@ -223,6 +252,8 @@ def _check_durations(config: PipelineConfig) -> None:
         "step_timeout_seconds",
         "task_timeout_seconds",
         "dagrun_timeout_seconds",
+        "tuning_data_wait_timeout_seconds",
+        "tuning_dagrun_timeout_seconds",
     ):
         if getattr(config, name) <= 0:
             raise ValueError(f"{name} must be > 0")
@@ -243,9 +274,10 @@ def _check_durations(config: PipelineConfig) -> None:
 
 # The DAG's shape as the budget sees it (tests/dags/test_dag_integrity.py checks these against the DAG):
 # four step sensors in a row, and the tasks on the run's critical path that retry with `retries` x
-# `retry_delay_seconds`: wait_for_data, create_cluster, add_steps, quality_gate, promote/hold, announce.
+# `retry_delay_seconds`: wait_for_data, resolve_params, create_cluster, add_steps, quality_gate,
+# promote/hold, announce.
 BUDGET_STEPS = 4
-BUDGET_RETRIED_TASKS = 6
+BUDGET_RETRIED_TASKS = 7
 
 
 def time_budget(config: PipelineConfig) -> List[Tuple[str, int]]:

@@ -6,7 +6,8 @@ from typing import Dict
 
 from recsys_dag.config import PipelineConfig
 
-JOBS = ("parse_logs", "build_features", "train_cf", "evaluate")
+JOBS = ("parse_logs", "build_features", "train_cf", "evaluate")  # the nightly's steps, in order
+TUNING_JOBS = ("tune_trial",)  # jobs only recsys_tuning runs (it also runs build_features)
 
 
 def s3_uri(bucket: str, *parts: str) -> str:
@@ -24,7 +25,7 @@ def code_locations(cfg: PipelineConfig) -> Dict[str, str]:
         "bootstrap_script": s3_uri(*base, "bootstrap", "install_python_deps.sh"),
         "bootstrap_requirements": s3_uri(*base, "bootstrap", "requirements-emr.txt"),
     }
-    out.update({f"entry_{job}": s3_uri(*base, "jobs", f"{job}.py") for job in JOBS})
+    out.update({f"entry_{job}": s3_uri(*base, "jobs", f"{job}.py") for job in JOBS + TUNING_JOBS})
     return out
 
 
@@ -62,6 +63,27 @@ def registry_locations(cfg: PipelineConfig, version: str = "") -> Dict[str, str]
     }
     if version:
         out["version"] = s3_uri(cfg.artifact_bucket, cfg.registry_prefix, "versions", version)
+    return out
+
+
+def tuning_locations(cfg: PipelineConfig, run_key: str = "") -> Dict[str, str]:
+    """The tuning sweeps: ``tuning/best.json`` (the current winner), and with ``run_key`` one sweep's
+    folder: its plan, features builds, per-configuration results and outcomes, and the leaderboard."""
+    root = (cfg.artifact_bucket, cfg.tuning_prefix)
+    out = {"tuning_root": s3_uri(*root), "best": s3_uri(*root, "best.json")}
+    if run_key:
+        run = (*root, run_key)
+        out.update(
+            {
+                "run": s3_uri(*run),
+                "plan": s3_uri(*run, "plan.json"),
+                "features": s3_uri(*run, "features"),  # features/<features key>/
+                "trials": s3_uri(*run, "trials"),  # trials/<configuration>.json
+                "outcomes": s3_uri(*run, "outcomes"),
+                "leaderboard": s3_uri(*run, "leaderboard.json"),
+                "leaderboard_md": s3_uri(*run, "leaderboard.md"),
+            }
+        )
     return out
 
 

@@ -130,6 +130,12 @@ def write_json(s3, uri: str, payload: Dict[str, Any]) -> None:
     _put_json(s3, uri, payload)
 
 
+def write_text(s3, uri: str, text: str, content_type: str = "text/plain") -> None:
+    """Write ``text`` (UTF-8) to ``uri`` (unconditional overwrite)."""
+    bucket, key = split_s3_uri(uri)
+    s3.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)
+
+
 def _list_keys(s3, uri: str) -> Iterator[str]:
     """Every key under the folder ``uri/`` (paginated)."""
     bucket, prefix = split_s3_uri(uri.rstrip("/") + "/")

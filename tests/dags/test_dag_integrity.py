@@ -78,7 +78,8 @@ def test_every_task_has_owner_retries_timeout_and_alerting(dag):
 def test_structure(dag):
     ids = lambda tasks: sorted(t.task_id for t in tasks)  # noqa: E731
     t = dag.task_dict
-    assert ids(t["wait_for_data"].downstream_list) == ["create_cluster"]
+    assert ids(t["wait_for_data"].downstream_list) == ["resolve_params"]
+    assert ids(t["resolve_params"].downstream_list) == ["create_cluster"]
     assert t["create_cluster"].is_setup and t["terminate_cluster"].is_teardown
     assert "create_cluster" in t["terminate_cluster"].upstream_task_ids
     order = ["add_steps", "watch_parse_logs", "watch_build_features", "watch_train_cf", "watch_evaluate"]
@@ -117,7 +118,15 @@ def test_the_time_budget_matches_the_dag(dag):
     cfg = PipelineConfig()
     sensors = [t for t in dag.tasks if t.task_id.startswith("watch_")]
     assert len(sensors) == BUDGET_STEPS
-    path = {"wait_for_data", "create_cluster", "add_steps", "quality_gate", "promote_model", "announce"}
+    path = {
+        "wait_for_data",
+        "resolve_params",
+        "create_cluster",
+        "add_steps",
+        "quality_gate",
+        "promote_model",
+        "announce",
+    }
     assert path <= set(dag.task_dict) and len(path) == BUDGET_RETRIED_TASKS  # hold_model: promote's twin
     first, *rest = sensors
     assert first.timeout == cfg.step_timeout_seconds + cfg.cluster_start_timeout_seconds
@@ -134,3 +143,24 @@ def test_sensor_modes_avoid_the_reschedule_race(dag):
     assert t["wait_for_data"].mode == "reschedule" and t["wait_for_data"].retries >= 1
     for job in ("parse_logs", "build_features", "train_cf", "evaluate"):
         assert t[f"watch_{job}"].mode == "poke"
+
+
+def test_the_tuning_dag_maps_one_step_per_configuration_and_always_tears_down(dagbag):
+    """recsys_tuning: manual by default, every task owned, time-boxed and alerting, the configuration
+    steps and sensors mapped (not a loop of operators), the cluster a setup with its teardown."""
+    dag = dagbag.dags["recsys_tuning"]
+    assert dag.schedule is None and dag.max_active_runs == 1 and dag.dagrun_timeout is not None
+    assert dag.on_failure_callback is not None and "on call" in dag.doc_md.lower()
+    for task in dag.tasks:
+        assert task.owner == "ml-platform", task.task_id
+        assert task.execution_timeout is not None and task.on_failure_callback, task.task_id
+        assert task.retries >= 1, task.task_id
+    mapped = sorted(task.task_id for task in dag.tasks if type(task).__name__ == "MappedOperator")
+    assert mapped == ["add_trial_step", "watch_features", "watch_trial"]
+    t = dag.task_dict
+    assert t["create_cluster"].is_setup and t["terminate_cluster"].is_teardown
+    assert [task.task_id for task in dag.tasks if task.is_teardown] == ["terminate_cluster"]
+    assert t["select_winner"].trigger_rule == "all_done"
+    # A failed configuration must not fail the run by itself: watch_trial has a non-teardown downstream.
+    assert {"terminate_cluster", "select_winner"} <= t["watch_trial"].downstream_task_ids
+    assert [outlet.name for outlet in t["publish_best"].outlets] == ["recsys_tuning_best"]

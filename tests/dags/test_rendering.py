@@ -15,6 +15,20 @@ DS = "2024-01-31"
 RUN_ID = "scheduled__2024-01-31T02:00:00+00:00"
 
 
+class ResolvedParams:
+    """Stands in for the task instance in the template context: resolve_params' XCom as the DAG's own
+    config yields it (without params_from_tuning it reads nothing)."""
+
+    def __init__(self, cfg):
+        from recsys_dag import tuned_params
+
+        self.value = tuned_params.resolve(cfg.as_dict(), False, "", lambda uri: None)
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value"):
+        assert (task_ids, key) == ("resolve_params", "return_value")
+        return self.value
+
+
 @pytest.fixture(scope="module")
 def rendered():
     monkeypatch = pytest.MonkeyPatch()
@@ -26,7 +40,7 @@ def rendered():
         idle_timeout_seconds=900,
     )
     dag = module.dag
-    context = {"ds": DS, "run_id": RUN_ID, "dag": dag}
+    context = {"ds": DS, "run_id": RUN_ID, "dag": dag, "ti": ResolvedParams(module.cfg)}
     env = dag.get_template_env()
     cluster = dag.task_dict["create_cluster"].render_template("cluster.json", context, jinja_env=env)
     steps = dag.task_dict["add_steps"].render_template("steps.json", context, jinja_env=env)
@@ -147,8 +161,9 @@ def test_step_arguments_parse_with_the_jobs_own_parsers(rendered):
 def _render_steps(**overrides):
     monkeypatch = pytest.MonkeyPatch()
     try:
-        dag = load_dag_module(monkeypatch, data_bucket="lake", artifact_bucket="arts", **overrides).dag
-        context = {"ds": DS, "run_id": RUN_ID, "dag": dag}
+        module = load_dag_module(monkeypatch, data_bucket="lake", artifact_bucket="arts", **overrides)
+        dag = module.dag
+        context = {"ds": DS, "run_id": RUN_ID, "dag": dag, "ti": ResolvedParams(module.cfg)}
         text = dag.task_dict["add_steps"].render_template(
             "steps.json", context, jinja_env=dag.get_template_env()
         )
