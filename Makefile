@@ -65,6 +65,10 @@ data-synthetic: $(STAMP) ## a seeded synthetic clickstream in data/synthetic/raw
 run: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) ## the real DAG on the local AWS stack with MovieLens-100K, then a summary (KEEP_STACK=1 leaves the stack up; CONFIG='{...}' overrides the DAG config)
 	$(PY) -m tools.local_run --run-date $(RUN_DATE) $(if $(KEEP_STACK),--keep-stack) $(if $(CONFIG),--config '$(CONFIG)')
 
+.PHONY: tune
+tune: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) ## the recsys_tuning sweep on the local stack with MovieLens-100K: leaderboard, plot, tuning/best.json (KEEP_STACK=1, CONFIG='{...}')
+	$(PY) -m tools.local_tune --run-date $(RUN_DATE) $(if $(KEEP_STACK),--keep-stack) $(if $(CONFIG),--config '$(CONFIG)')
+
 .PHONY: airflow
 airflow: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) ## Airflow (UI, scheduler, DAG processor, triggerer) on 127.0.0.1:8080 wired to the local stack (Ctrl-C stops it)
 	$(PY) -m tools.local_airflow --run-date $(RUN_DATE)

@@ -179,11 +179,12 @@ def airflow_json(env: Dict[str, str], *args: str):
     return json.loads(lines[-1]) if lines else []
 
 
-def task_rows(env: Dict[str, str], run_date: str) -> List[dict]:
-    """Task instances of the latest run for ``run_date`` from the metadata DB (via the airflow CLI)."""
+def task_rows(env: Dict[str, str], run_date: str, dag_id: str = DAG_ID) -> List[dict]:
+    """Task instances of ``dag_id``'s latest run for ``run_date`` from the metadata DB (via the airflow
+    CLI); mapped tasks give one row per mapped instance."""
     runs = [
         r
-        for r in airflow_json(env, "dags", "list-runs", DAG_ID)
+        for r in airflow_json(env, "dags", "list-runs", dag_id)
         if str(r.get("logical_date", "")).startswith(run_date)
     ]
     if not runs:
@@ -191,7 +192,7 @@ def task_rows(env: Dict[str, str], run_date: str) -> List[dict]:
     # `airflow dags test` sets a run's start_date to its logical date, so only the run id
     # (manual__<creation time>) tells which run of that date is the newest.
     run_id = max(str(r["run_id"]) for r in runs)
-    return airflow_json(env, "tasks", "states-for-dag-run", DAG_ID, run_id)
+    return airflow_json(env, "tasks", "states-for-dag-run", dag_id, run_id)
 
 
 def _seconds(start: Optional[str], end: Optional[str]) -> Optional[float]:

@@ -96,7 +96,7 @@ class Scenario:
     def key(self, name: str, *parts: str) -> str:
         return "/".join([str(self.config[name]).strip("/"), *parts])
 
-    def run_dag(self, ds: str, **overrides) -> subprocess.CompletedProcess:
+    def run_dag(self, ds: str, dag_id: str = DAG_ID, **overrides) -> subprocess.CompletedProcess:
         """``airflow dags test`` for real: the DAG file unchanged, only config and connection differ."""
         config = {**self.config, **overrides}
         env = airflow_env(config)
@@ -104,10 +104,10 @@ class Scenario:
         log_dir = ROOT / "var" / "e2e" / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run(
-            [sys.executable, "-m", "airflow", "dags", "test", DAG_ID, ds],
+            [sys.executable, "-m", "airflow", "dags", "test", dag_id, ds],
             env=env, cwd=ROOT, capture_output=True, text=True, check=False,
         )  # fmt: skip
-        (log_dir / f"{self.tag}-{ds}.log").write_text(proc.stdout + proc.stderr)
+        (log_dir / f"{self.tag}-{dag_id}-{ds}.log").write_text(proc.stdout + proc.stderr)
         return proc
 
     def start_dag(self, ds: str, **overrides) -> subprocess.Popen:
@@ -123,10 +123,15 @@ class Scenario:
                 env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
 
-    def task_states(self, ds: str) -> Dict[str, str]:
+    def task_states(self, ds: str, dag_id: str = DAG_ID) -> Dict[str, str]:
+        """Task id -> state of the latest run; a mapped task's instances as ``task[map_index]``."""
         env = airflow_env(self.config)
         env["AIRFLOW_HOME"] = os.environ["AIRFLOW_HOME"]
-        return {row["task_id"]: row["state"] for row in task_rows(env, ds)}
+        rows = task_rows(env, ds, dag_id)
+        return {
+            row["task_id"] + (f"[{row['map_index']}]" if row.get("map_index") else ""): row["state"]
+            for row in rows
+        }
 
     def keys(self, bucket: str, prefix: str) -> List[str]:
         s3 = client("s3")
@@ -143,6 +148,11 @@ class Scenario:
 
 @pytest.fixture
 def scenario(deployed_code, migrated_airflow) -> Scenario:
+    return new_scenario(deployed_code)
+
+
+def new_scenario(deployed_code: str) -> Scenario:
+    """A scenario under fresh prefixes, with an empty alert inbox."""
     tag = f"e2e-{uuid.uuid4().hex[:8]}"
     config = local_config(
         deployed_code,
@@ -151,6 +161,7 @@ def scenario(deployed_code, migrated_airflow) -> Scenario:
         rejects_prefix=f"{tag}/rejects/events",
         runs_prefix=f"{tag}/runs",
         registry_prefix=f"{tag}/registry",
+        tuning_prefix=f"{tag}/tuning",
         half_life_days=7.0,
         factors=32,
         iterations=10,

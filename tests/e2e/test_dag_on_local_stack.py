@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from spark_jobs.common.published import local_pointer
-from tests.e2e.conftest import ROOT, Scenario, alerts_about, client
+from tests.e2e.conftest import ROOT, Scenario, alerts_about, client, new_scenario
 from tests.polling import wait_for
 from tools.datagen.clickstream import generate
 from tools.run_chain import run_chain
@@ -213,13 +213,21 @@ def test_a_step_that_really_fails_alerts_with_the_jobs_own_reason_before_its_log
     )
 
 
-def test_deferrable_sensors_and_a_better_production_model_is_kept(scenario, raw_day):
+@pytest.fixture(scope="module")
+def held_day(deployed_code, migrated_airflow, raw_day):
+    """One nightly run shared by the next two tests: deferrable sensors, a candidate worse than the live
+    production model (held), and the day's parsed events published for the sweep."""
+    scenario = new_scenario(deployed_code)
     upload_day(scenario, raw_day)
     cfg = scenario.effective_config()
     old = set_production(scenario, factors=cfg.factors, iterations=cfg.iterations)
     # The candidate's configuration is the worse one now; any paired loss holds it.
     proc = scenario.run_dag(DS, deferrable=True, factors=2, iterations=1, max_regression_vs_production=0.0)
+    return scenario, proc, old
 
+
+def test_deferrable_sensors_and_a_better_production_model_is_kept(held_day):
+    scenario, proc, old = held_day
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     states = scenario.task_states(DS)
     assert states["hold_model"] == "success" and states["promote_model"] == "skipped"
@@ -232,6 +240,52 @@ def test_deferrable_sensors_and_a_better_production_model_is_kept(scenario, raw_
     assert scenario.keys(scenario.arts, scenario.key("registry_prefix", "versions")) == []
     (summary,) = alerts_about(f"recsys_training {DS}: held")
     assert f"paired change vs production {old} -" in summary
+
+
+def test_a_sweep_runs_two_configurations_at_once_and_feeds_the_next_nightly(held_day):
+    scenario, proc, _ = held_day
+    assert proc.returncode == 0  # the day is published
+    alerts_about("")
+    sweep = {"tuning_grid": {"factors": [4, 8, 16]}, "tuning_parallelism": 2, "iterations": 5}
+
+    tuned = scenario.run_dag(DS, dag_id="recsys_tuning", **sweep)
+
+    assert tuned.returncode == 0, tuned.stdout[-3000:] + tuned.stderr[-3000:]
+    states = scenario.task_states(DS, dag_id="recsys_tuning")
+    assert [states[f"watch_trial[{index}]"] for index in range(3)] == ["success"] * 3
+    assert states["terminate_cluster"] == "success" and states["publish_best"] == "success"
+    best = scenario.read_json(scenario.arts, scenario.key("tuning_prefix", "best.json"))
+    board = scenario.read_json(scenario.arts, scenario.key("tuning_prefix", best["run"], "leaderboard.json"))
+    assert sorted(row["name"] for row in board["configurations"]) == ["t01_f4", "t02_f8", "t03_f16"]
+    assert board["failed"] == [] and best["configuration"] == board["winner"]
+    for row in board["configurations"]:
+        assert 0 < row["metrics"]["ndcg@10"] <= 1 and row["standard_error"]["ndcg@10"] > 0
+        assert row["validation_users"] > 0 and row["step_seconds"] > 0 and row["cost_usd"] > 0
+    # EMR's own timelines: the configuration steps ran two at a time, never three.
+    emr = client("emr")
+    steps = emr.list_steps(ClusterId=board["cluster_id"])["Steps"]
+    spans = [
+        (step["Status"]["Timeline"]["StartDateTime"], step["Status"]["Timeline"]["EndDateTime"])
+        for step in steps
+        if step["Name"].startswith("t0")
+    ]
+    overlaps = [sum(start <= moment < end for start, end in spans) for moment, _ in spans]
+    assert max(overlaps) == 2, spans
+    assert emr.describe_cluster(ClusterId=board["cluster_id"])["Cluster"]["Status"]["State"] == "TERMINATED"
+    (summary,) = alerts_about("recsys_tuning")
+    assert f"winner {best['configuration']}" in summary
+
+    nightly = scenario.run_dag(DS, params_from_tuning=True)
+
+    assert nightly.returncode == 0, nightly.stdout[-3000:] + nightly.stderr[-3000:]
+    gate = scenario.read_json(scenario.arts, scenario.key("runs_prefix", f"dt={DS}", "gate.json"))
+    assert gate["params"]["source"]["from"] == "tuning" and gate["params"]["source"]["run"] == best["run"]
+    assert gate["params"]["values"]["factors"] == best["values"]["factors"]
+    trained = scenario.read_json(
+        scenario.arts, scenario.key("runs_prefix", f"dt={DS}", "model/model/params.json")
+    )
+    assert trained["params"]["factors"] == best["values"]["factors"]
+    assert trained["params_source"]["configuration"] == best["configuration"]
 
 
 def test_a_killed_airflow_leaves_no_cluster_after_the_idle_timeout_and_a_rerun_starts_clean(
