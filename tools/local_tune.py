@@ -97,7 +97,10 @@ def plot(board: dict, path: Path) -> None:
         ax.axvline(popularity[0], color="grey", linestyle="--", label=f"popularity {metric}")
         ax.legend(loc="lower right")
     ax.set_xlabel(f"validation {metric} (± 1 standard error)")
-    ax.set_title(f"tuning {board['run']}: winner {board['winner']} (green; tied: olive)")
+    ax.set_title(
+        f"tuning of {board['date']}: winner {board['winner']} (green)\ntied within one standard error: olive",
+        fontsize=10,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
