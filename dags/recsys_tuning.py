@@ -10,7 +10,7 @@ nightly's holdout), then, by dynamic task mapping, adds one `tune_trial` step pe
 on the validation split's fit part, score on its held-out part) and watches each with its own sensor.
 The cluster is always terminated (a teardown). `select_winner` ranks the configurations by the rule
 written into the result, writes `tuning/<run>/leaderboard.json` and `.md`, and `publish_best` writes
-`tuning/best.json` and updates the `recsys_tuning_best` Asset. A nightly configured with
+`tuning/best.json` and updates the Asset whose URI is best.json's. A nightly configured with
 `params_from_tuning: true` trains with best.json's values from its next run (recorded in its
 `params.json` and `gate.json`).
 
@@ -73,7 +73,9 @@ cfg = load_config()
 TRIALS = sweep_trials(cfg)  # a bad grid fails here, at parse time, naming what is wrong
 FEATURE_BUILDS = len(feature_sets(TRIALS))
 check_tuning_time_budget(cfg, len(TRIALS), FEATURE_BUILDS)
-BEST_ASSET = Asset(uri=tuning_locations(cfg)["best"], name="recsys_tuning_best", group="recsys_tuning")
+# Identified by its URI alone, as the nightly's model asset: a fixed name over a config-dependent URI makes
+# the asset inactive (and publish_best fail) as soon as a deployment changes its bucket or tuning prefix.
+BEST_ASSET = Asset(uri=tuning_locations(cfg)["best"], group="recsys_tuning")
 aws = {"aws_conn_id": cfg.aws_conn_id, "region_name": cfg.region_name}
 task_timeout = dt.timedelta(seconds=cfg.task_timeout_seconds)
 step_sensor = {
