@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.dags.iam_eval import allows
+
 pytestmark = pytest.mark.dag
 
 POLICY = Path(__file__).resolve().parents[2] / "emr_configs" / "iam" / "airflow-recsys-policy.json"
@@ -58,32 +60,6 @@ def test_policy_is_valid_and_minimal():
     }
 
 
-def _allows(policy: dict, action: str, resource: str, tags: dict | None = None, prefix: str = "") -> bool:
-    """Whether an Allow statement grants ``action`` on ``resource`` (ARN wildcards, the StringEquals tag
-    and StringLike s3:prefix conditions this policy uses). Neither moto nor LocalStack enforces IAM."""
-    from fnmatch import fnmatchcase
-
-    for statement in policy["Statement"]:
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = (
-            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        )
-        if action not in actions or not any(fnmatchcase(resource, pattern) for pattern in resources):
-            continue
-        condition = statement.get("Condition", {})
-        equals = condition.get("StringEquals", {})
-        tag_ok = all(
-            (tags or {}).get(key.split("/", 1)[1]) in (wanted if isinstance(wanted, list) else [wanted])
-            for key, wanted in equals.items()
-            if "Tag/" in key
-        )
-        like = condition.get("StringLike", {}).get("s3:prefix")
-        prefix_ok = like is None or any(fnmatchcase(prefix, pattern) for pattern in like)
-        if tag_ok and prefix_ok:
-            return True
-    return False
-
-
 def test_the_tuning_dags_clusters_and_documents_are_covered_and_nothing_beside():
     from recsys_dag.config import config_from_mapping
     from recsys_dag.locations import split_s3_uri, tuning_locations
@@ -97,10 +73,10 @@ def test_the_tuning_dags_clusters_and_documents_are_covered_and_nothing_beside()
     plan = sweep_plan(cfg, sweep_trials(cfg), "2024-01-31", "dt=2024-01-31/manual__x")
     cluster = "arn:aws:elasticmapreduce:us-east-1:123456789012:cluster/j-1"
     for dag_id in ("recsys_training", "recsys_tuning"):
-        assert _allows(policy, "elasticmapreduce:RunJobFlow", "*", {"dag_id": dag_id})
-        assert _allows(policy, "elasticmapreduce:AddJobFlowSteps", cluster, {"dag_id": dag_id})
-    assert not _allows(policy, "elasticmapreduce:RunJobFlow", "*", {"dag_id": "someone_else"})
-    assert not _allows(policy, "elasticmapreduce:TerminateJobFlows", cluster, {"dag_id": "someone_else"})
+        assert allows(policy, "elasticmapreduce:RunJobFlow", "*", {"dag_id": dag_id})
+        assert allows(policy, "elasticmapreduce:AddJobFlowSteps", cluster, {"dag_id": dag_id})
+    assert not allows(policy, "elasticmapreduce:RunJobFlow", "*", {"dag_id": "someone_else"})
+    assert not allows(policy, "elasticmapreduce:TerminateJobFlows", cluster, {"dag_id": "someone_else"})
     # What the tuning DAG's Airflow tasks read and write (its Spark steps run under the cluster's role).
     written = [plan["locations"][key] for key in ("plan", "leaderboard", "leaderboard_md")]
     written.append(tuning_locations(cfg)["best"])
@@ -108,12 +84,10 @@ def test_the_tuning_dags_clusters_and_documents_are_covered_and_nothing_beside()
     for action, uris in (("s3:PutObject", written), ("s3:GetObject", read)):
         for uri in uris:
             bucket, key = split_s3_uri(uri)
-            assert _allows(policy, action, f"arn:aws:s3:::{bucket}/{key}"), (action, uri)
+            assert allows(policy, action, f"arn:aws:s3:::{bucket}/{key}"), (action, uri)
     marker = f"arn:aws:s3:::lake/{plan['published_marker_key']}"
-    assert _allows(policy, "s3:GetObject", marker)
-    assert _allows(policy, "s3:ListBucket", "arn:aws:s3:::lake", prefix=plan["published_marker_key"])
-    assert not _allows(policy, "s3:GetObject", "arn:aws:s3:::lake/parsed/events/dt=2024-01-31/part-0.parquet")
-    assert not _allows(
-        policy, "s3:PutObject", "arn:aws:s3:::lake/parsed/events/dt=2024-01-31/_PUBLISHED.json"
-    )
-    assert not _allows(policy, "s3:PutObject", "arn:aws:s3:::arts/code/0.1.0/jobs/tune_trial.py")
+    assert allows(policy, "s3:GetObject", marker)
+    assert allows(policy, "s3:ListBucket", "arn:aws:s3:::lake", prefix=plan["published_marker_key"])
+    assert not allows(policy, "s3:GetObject", "arn:aws:s3:::lake/parsed/events/dt=2024-01-31/part-0.parquet")
+    assert not allows(policy, "s3:PutObject", "arn:aws:s3:::lake/parsed/events/dt=2024-01-31/_PUBLISHED.json")
+    assert not allows(policy, "s3:PutObject", "arn:aws:s3:::arts/code/0.1.0/jobs/tune_trial.py")
