@@ -78,3 +78,29 @@ def test_deploy_uploads_once_and_refuses_to_change_a_version(s3, tmp_path):
     assert deploy(s3, "arts", "code", "1.0.0", local, force=True) == ["code/1.0.0/jobs/train_cf.py"]
     body = s3.get_object(Bucket="arts", Key="code/1.0.0/jobs/train_cf.py")["Body"].read()
     assert hashlib.sha256(body).hexdigest() == hashlib.sha256(b"# changed\n").hexdigest()
+
+
+def test_deploy_carries_the_bootstrap_wheels_for_the_architecture(tmp_path, monkeypatch):
+    import tools.deploy_code as deploy_code
+    from tools.emr_wheels import download_command
+
+    command = download_command("aarch64", tmp_path / "w")
+    assert "--require-hashes" in command and "--only-binary=:all:" in command and "--no-deps" in command
+    assert command[command.index("--python-version") :][:2] == ["--python-version", "3.9"]
+    assert "manylinux2014_aarch64" in command and "manylinux_2_28_aarch64" in command
+    with pytest.raises(ValueError, match="arch must be one of"):
+        download_command("sparc", tmp_path)
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "numpy-1.26.4-cp39-cp39-manylinux2014_x86_64.whl").write_bytes(b"numpy")
+    monkeypatch.setattr(
+        deploy_code, "download", lambda arch, dest: sorted(dest.glob("*.whl"))
+    )  # no index here
+    build("9.9.9", tmp_path / "b")
+    deploy_code.add_wheels(tmp_path / "b" / "9.9.9", "x86_64", cache)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="arts")
+        written = deploy(s3, "arts", "code", "9.9.9", tmp_path / "b" / "9.9.9")
+    assert "code/9.9.9/wheels/x86_64/numpy-1.26.4-cp39-cp39-manylinux2014_x86_64.whl" in written
