@@ -91,9 +91,13 @@ package: $(STAMP) ## build/code/<version>/: spark_jobs.zip, job entry points, bo
 	$(PY) -m tools.package_jobs
 
 .PHONY: deploy
-deploy: $(STAMP) ## upload the packaged code to s3://$$ARTIFACT_BUCKET/code/<version>/ (ENDPOINT_URL= for LocalStack)
+deploy: $(STAMP) ## upload the packaged code and the bootstrap's hashed wheels to s3://$$ARTIFACT_BUCKET/code/<version>/ (ENDPOINT_URL= for LocalStack, ARCH= to override the instance types' architecture)
 	@test -n "$${ARTIFACT_BUCKET:-}" || { echo "ERROR: set ARTIFACT_BUCKET (the DAG config's artifact_bucket)" >&2; exit 1; }
-	$(PY) -m tools.deploy_code --bucket "$$ARTIFACT_BUCKET" $${ENDPOINT_URL:+--endpoint-url "$$ENDPOINT_URL"}
+	$(PY) -m tools.deploy_code --bucket "$$ARTIFACT_BUCKET" $${ENDPOINT_URL:+--endpoint-url "$$ENDPOINT_URL"} $(if $(ARCH),--arch $(ARCH))
+
+.PHONY: retention
+retention: $(STAMP) ## apply the S3 lifecycle rules (rejects, runs, EMR logs, sweeps) to the configured buckets (ENDPOINT_URL=; LOCAL=1: the running local stack)
+	$(PY) -m tools.apply_retention $(if $(LOCAL),--local) $${ENDPOINT_URL:+--endpoint-url "$$ENDPOINT_URL"}
 
 # The registry CLI on the running local stack: the artefact bucket's registry/, the S3 endpoint
 # (LOCALSTACK_PORT honoured) and the test credentials, all from localstack/resources.json. LocalStack keeps
@@ -143,8 +147,8 @@ requirements: $(STAMP) ## recompile requirements/dev.txt from pyproject.toml (ru
 	$(UV) pip compile --python-version 3.11 --group pyproject.toml:dev -o requirements/dev.txt -q
 
 .PHONY: requirements-emr
-requirements-emr: $(STAMP) ## recompile emr_configs/bootstrap/requirements-emr.txt for EMR's Python 3.9
-	$(UV) pip compile --python-version 3.9 --python-platform x86_64-manylinux_2_28 -q \
+requirements-emr: $(STAMP) ## recompile emr_configs/bootstrap/requirements-emr.txt for EMR's Python 3.9, with every wheel's hash (x86_64 and aarch64)
+	$(UV) pip compile --python-version 3.9 --python-platform x86_64-manylinux_2_28 --generate-hashes -q \
 	  emr_configs/bootstrap/requirements-emr.in -o emr_configs/bootstrap/requirements-emr.txt
 
 .PHONY: clean

@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 CONFIG_ENV_VAR = "AIRFLOW_VAR_RECSYS_TRAINING_CONFIG"
@@ -49,8 +50,14 @@ class PipelineConfig:
     core_instance_type: str = "m5.2xlarge"
     core_instance_count: int = 2
     ec2_subnet_id: str = ""  # "" = EMR's default VPC subnet
-    job_flow_role: str = "EMR_EC2_DefaultRole"
+    # The cluster's instance profile (role and instance profile of the same name): create it from
+    # emr_configs/iam/emr-instance-profile-policy.json (emr_configs/README.md). Not EMR_EC2_DefaultRole,
+    # whose managed policy grants s3:* on every bucket of the account.
+    job_flow_role: str = "recsys-emr-instance-profile"
     service_role: str = "EMR_DefaultRole"
+    # An EMR security configuration's name (encryption at rest and in transit, set up by the deployment
+    # with `aws emr create-security-configuration`); "" = none is named in RunJobFlow.
+    security_configuration: str = ""
     idle_timeout_seconds: int = 3600  # AutoTerminationPolicy: EMR ends an idle, forgotten cluster
     step_concurrency: int = 1
     # train_cf's driver, where the implicit engine collects the matrix and fits (emr_configs/README.md):
@@ -132,6 +139,11 @@ class PipelineConfig:
     # TEST ONLY: true skips the time-budget check, so a test DAG configuration can set a tiny
     # dagrun_timeout (e.g. to watch a run time out). Never set it in a deployment.
     test_only_skip_time_budget_check: bool = False
+    # --- retention (S3 lifecycle rules, applied by `make retention`; recsys_dag/retention.py)
+    retention_runs_days: int = 90  # runs/dt=*/: features, models, metrics, gate reports of each run
+    retention_rejects_days: int = 30  # rejected raw lines can hold personal data: kept for a month
+    retention_emr_logs_days: int = 30  # EMR's step, container and bootstrap logs
+    retention_tuning_days: int = 180  # tuning/dt=*/: the sweeps' features and trials (best.json stays)
     # --- tuning: the recsys_tuning DAG (same configuration object; see dags/recsys_tuning.py)
     # The sweep: a product {"key": [values, ...]} or an explicit list [{"key": value}, ...] over
     # recsys_dag.tuning_grid.TUNABLE (model parameters and half_life_days); keys a configuration does not
@@ -238,9 +250,31 @@ def config_from_mapping(overrides: Mapping[str, Any]) -> PipelineConfig:
     except ValueError:
         raise ValueError(f"start_date must be YYYY-MM-DD, got {config.start_date!r}") from None
     _check_durations(config)
+    cluster_architecture(config)
     if not config.test_only_skip_time_budget_check:
         check_time_budget(config)
     return config
+
+
+# Graviton (arm64) instance families: a generation digit followed by "g" (m6g, r7gd, c7gn, t4g, x2gd).
+_GRAVITON = re.compile(r"^[a-z]+\d+g[a-z]*$")
+
+
+def architecture(instance_type: str) -> str:
+    """``aarch64`` for a Graviton instance type, else ``x86_64`` (what the bootstrap's wheels are for)."""
+    return "aarch64" if _GRAVITON.match(instance_type.split(".", 1)[0]) else "x86_64"
+
+
+def cluster_architecture(config: PipelineConfig) -> str:
+    """The one CPU architecture of the cluster's instance types; ValueError if they mix."""
+    kinds = {config.primary_instance_type: None, config.core_instance_type: None}
+    found = {kind: architecture(kind) for kind in kinds}
+    if len(set(found.values())) > 1:
+        raise ValueError(
+            f"the instance types mix CPU architectures ({found}): the bootstrap installs one set of wheels, "
+            "so choose all-Graviton or all-x86 types"
+        )
+    return next(iter(found.values()))
 
 
 def _check_durations(config: PipelineConfig) -> None:
@@ -254,6 +288,10 @@ def _check_durations(config: PipelineConfig) -> None:
         "dagrun_timeout_seconds",
         "tuning_data_wait_timeout_seconds",
         "tuning_dagrun_timeout_seconds",
+        "retention_runs_days",
+        "retention_rejects_days",
+        "retention_emr_logs_days",
+        "retention_tuning_days",
     ):
         if getattr(config, name) <= 0:
             raise ValueError(f"{name} must be > 0")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Dict
 
-from recsys_dag.config import PipelineConfig
+from recsys_dag.config import PipelineConfig, cluster_architecture
 
 JOBS = ("parse_logs", "build_features", "train_cf", "evaluate")  # the nightly's steps, in order
 TUNING_JOBS = ("tune_trial",)  # jobs only recsys_tuning runs (it also runs build_features)
@@ -24,6 +24,8 @@ def code_locations(cfg: PipelineConfig) -> Dict[str, str]:
         "package_zip": s3_uri(*base, "spark_jobs.zip"),
         "bootstrap_script": s3_uri(*base, "bootstrap", "install_python_deps.sh"),
         "bootstrap_requirements": s3_uri(*base, "bootstrap", "requirements-emr.txt"),
+        # The pinned wheels for the cluster's architecture, uploaded by make deploy (no index at start).
+        "bootstrap_wheels": s3_uri(*base, "wheels", cluster_architecture(cfg)) + "/",
     }
     out.update({f"entry_{job}": s3_uri(*base, "jobs", f"{job}.py") for job in JOBS + TUNING_JOBS})
     return out

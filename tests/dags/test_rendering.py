@@ -62,11 +62,49 @@ def test_cluster_request(rendered):
         bootstrap["ScriptBootstrapAction"]["Path"] == "s3://arts/code/1.2.3/bootstrap/install_python_deps.sh"
     )
     assert bootstrap["ScriptBootstrapAction"]["Args"] == [
-        "s3://arts/code/1.2.3/bootstrap/requirements-emr.txt"
+        "s3://arts/code/1.2.3/bootstrap/requirements-emr.txt",
+        "s3://arts/code/1.2.3/wheels/x86_64/",  # m5: the wheels make deploy uploaded for x86_64
     ]
     classifications = {c["Classification"] for c in cluster["Configurations"]}
     assert classifications == {"spark-defaults", "spark-env"}
     assert "Ec2SubnetId" not in cluster["Instances"]
+    assert cluster["JobFlowRole"] == "recsys-emr-instance-profile"  # not EMR_EC2_DefaultRole's s3:*
+    assert "SecurityConfiguration" not in cluster  # none unless the deployment names one
+
+
+def test_graviton_instance_types_get_aarch64_wheels_and_mixed_ones_are_refused():
+    from recsys_dag.config import architecture, config_from_mapping
+    from recsys_dag.locations import code_locations
+
+    assert [
+        architecture(t) for t in ("m5.xlarge", "m6g.2xlarge", "r7gd.xlarge", "c7gn.large", "m6i.large")
+    ] == [
+        "x86_64",
+        "aarch64",
+        "aarch64",
+        "aarch64",
+        "x86_64",
+    ]
+    graviton = config_from_mapping(
+        {"primary_instance_type": "m6g.xlarge", "core_instance_type": "r6g.2xlarge"}
+    )
+    assert code_locations(graviton)["bootstrap_wheels"].endswith("/wheels/aarch64/")
+    with pytest.raises(ValueError, match="mix CPU architectures"):
+        config_from_mapping({"core_instance_type": "m6g.2xlarge"})
+
+
+def test_a_configured_security_configuration_reaches_run_job_flow():
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        module = load_dag_module(monkeypatch, security_configuration="recsys-encrypted")
+        dag = module.dag
+        context = {"ds": DS, "run_id": RUN_ID, "dag": dag, "ti": ResolvedParams(module.cfg)}
+        text = dag.task_dict["create_cluster"].render_template(
+            "cluster.json", context, jinja_env=dag.get_template_env()
+        )
+    finally:
+        monkeypatch.undo()
+    assert json.loads(text)["SecurityConfiguration"] == "recsys-encrypted"
 
 
 def test_steps_are_the_four_jobs_in_order(rendered):
