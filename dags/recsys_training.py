@@ -38,6 +38,9 @@ version `registry/versions/<ds>_<cluster id>/` (one per training; never overwrit
   training is registered as a new version (a retried `promote_model` of the same training is a no-op).
 - `wait_for_data` timing out means the day's raw data (and its `_SUCCESS` marker) never arrived.
 - `quality_gate` writes every number and rule to `runs/dt=<ds>/gate.json`; a held model is not an error.
+- `record_run` (every path) writes `runs/dt=<ds>/run.json` (cluster timeline, estimated cost, the run's
+  numbers) and sends them to CloudWatch (`Recsys/Pipeline`); `[recsys] METRICS NOT SENT` means only the
+  metrics were lost: the run itself is unaffected and its numbers are in run.json.
   It fails (and alerts) when metrics are missing or malformed.
 - A bad model went live: `make rollback VERSION=<version> REASON=...` locally, or
   `python -m tools.registry_cli rollback` against real S3 (README).
@@ -53,12 +56,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import os
 
 from airflow.providers.amazon.aws.operators.emr import EmrTerminateJobFlowOperator
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import DAG, Asset, AssetAlias, chain, task
-from recsys_dag import promotion, registry, tuned_params
+from recsys_dag import cost, promotion, registry, run_record, tuned_params
 from recsys_dag.alerts import FailureAlert, publish
 from recsys_dag.cleanup import RunCleanup
 from recsys_dag.config import load_config
@@ -68,6 +72,7 @@ from recsys_dag.locations import JOBS, code_locations, registry_locations, run_l
 from recsys_dag.quality_gate import decide
 
 DAG_ID = "recsys_training"
+log = logging.getLogger(__name__)
 EMR_CONFIGS = os.environ.get("RECSYS_EMR_CONFIGS_DIR") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), os.pardir, "emr_configs"
 )
@@ -271,15 +276,93 @@ with DAG(
         decision = ti.xcom_pull(task_ids="quality_gate", key="decision")
         return {"held": True, "reasons": decision["reasons"]}
 
+    @task(task_id="record_run", trigger_rule="all_done")
+    def record_run(ds=None, run_id=None, ti=None) -> dict:
+        """Once the cluster has ended (failed runs too): its timeline and cost estimate, and the run's
+        numbers, to runs/dt=<ds>/run.json and to CloudWatch. Metrics that cannot be sent are logged and
+        alerted; they never fail the run."""
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        from airflow.providers.amazon.aws.hooks.emr import EmrHook
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        s3 = S3Hook(**aws).get_conn()
+        run = run_locations(cfg, ds)
+        cluster_id = ti.xcom_pull(task_ids="create_cluster")
+        cluster = None
+        if cluster_id:
+            emr = EmrHook(emr_conn_id=None, **aws).conn
+            try:  # terminate_cluster only asked; EMR takes minutes to end it (within budget_margin)
+                delay = max(1, min(cfg.step_poke_interval_seconds, 30))
+                emr.get_waiter("cluster_terminated").wait(
+                    ClusterId=cluster_id, WaiterConfig={"Delay": delay, "MaxAttempts": 900 // delay}
+                )
+            except Exception as exc:  # recorded with no end time: the cost is then unknown, not wrong
+                log.warning("cluster %s has not ended: %s", cluster_id, exc)
+            cluster = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
+        groups = [(cfg.primary_instance_type, 1), (cfg.core_instance_type, cfg.core_instance_count)]
+        prices = cost.load_prices(os.path.join(EMR_CONFIGS, "prices.json"))
+        estimate = run_record.cluster_cost(cluster, groups, prices, cfg.region_name)
+        gate = registry.read_json(s3, run["gate_report"])
+        promoted = bool((ti.xcom_pull(task_ids="promote_model") or {}).get("live"))
+        metrics = run_record.run_metrics(
+            registry.read_json(s3, run["parse_stats"]),
+            registry.read_json(s3, run["features_manifest"]),
+            registry.read_json(s3, run["training_summary"]),
+            gate,
+            promoted,
+            estimate,
+        )
+        record = {
+            "ds": ds,
+            "run_id": run_id,
+            "cost": estimate,
+            "promoted": promoted,
+            "metrics": dict((name, value) for name, value, _ in metrics),
+        }
+        at = dt.datetime.now(dt.timezone.utc)
+        try:
+            client = AwsBaseHook(client_type="cloudwatch", **aws).get_conn()
+            data = run_record.metric_data(metrics, DAG_ID, at)
+            for start in range(0, len(data), 20):  # at most 20 metrics per request, kept portable
+                client.put_metric_data(Namespace=run_record.NAMESPACE, MetricData=data[start : start + 20])
+            record["metrics_sent"] = {
+                "namespace": run_record.NAMESPACE,
+                "count": len(data),
+                "at": at.isoformat(),
+            }
+        except Exception as exc:
+            log.exception("metrics not sent to CloudWatch")
+            record["metrics_sent"] = {"error": f"{type(exc).__name__}: {exc}"}
+            try:
+                publish(
+                    cfg.aws_conn_id, cfg.region_name, cfg.alert_topic_arn,
+                    f"[recsys] METRICS NOT SENT {DAG_ID} {ds}",
+                    f"run {run_id}: CloudWatch put_metric_data failed ({type(exc).__name__}: {exc}); "
+                    f"the run's numbers are in {run['run_record']}. The stale-model alarm may fire.",
+                )  # fmt: skip
+            except Exception:
+                log.exception("the metrics alert could not be sent either")
+        registry.write_json(s3, run["run_record"], record)
+        return record
+
     @task(task_id="announce", trigger_rule="none_failed_min_one_success")
     def announce(ds=None, ti=None) -> str:
         """One-line run summary to the alert topic."""
         decision = ti.xcom_pull(task_ids="quality_gate", key="decision")
         promoted = ti.xcom_pull(task_ids="promote_model")
         summary = promotion.summary_line(DAG_ID, ds, decision, promoted)
+        estimate = (ti.xcom_pull(task_ids="record_run") or {}).get("cost") or {}
+        summary += "; " + run_record.cost_line(estimate)
         publish(cfg.aws_conn_id, cfg.region_name, cfg.alert_topic_arn, f"[recsys] OK {DAG_ID} {ds}", summary)
         return summary
 
     gate = quality_gate()
     chain(wait_for_data, params, create_cluster, add_steps, *step_sensors, terminate_cluster)
-    step_sensors[-1] >> gate >> [promote_model(), hold_model()] >> announce()
+    decided = [promote_model(), hold_model()]
+    step_sensors[-1] >> gate >> decided
+    # The record waits for the cluster's end and the promotion's outcome, on every path; the summary
+    # (success only: none_failed_min_one_success over the decision) carries its cost line.
+    recorded = record_run()
+    summary = announce()
+    [terminate_cluster, *decided] >> recorded >> summary
+    decided >> summary

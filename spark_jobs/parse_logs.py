@@ -190,12 +190,14 @@ def run(
     The attempt's events (Parquet) and rejects (JSON lines) go under ``<output_uri>/_attempts/<id>/``
     and ``<rejects_uri>/_attempts/<id>/``; then, unless the reject ratio exceeds ``max_reject_ratio``,
     ``<output_uri>/_PUBLISHED.json`` names it (:mod:`spark_jobs.common.published`). Returns the stats
-    record (also written to ``stats_uri``, default ``<attempt>/_stats.json``, and into the pointer).
+    record (written to ``<attempt>/_stats.json``, into the pointer, and to ``stats_uri`` if given: the
+    run's copy, there whatever the ratio).
     """
     attempt = new_attempt_id(spark.sparkContext.applicationId, dt.datetime.now(dt.timezone.utc))
     events_uri = attempt_uri(output_uri, attempt)
     attempt_rejects = attempt_uri(rejects_uri, attempt)
-    stats_uri = stats_uri or join_uri(events_uri, "_stats.json")
+    attempt_stats = join_uri(events_uri, "_stats.json")
+    stats_uri = stats_uri or attempt_stats
     lines = read_lines(spark, input_uri)
     partitions = duplicate_check_partitions(spark, lines)
     # Parsed once (the Python parse is the expensive part), read three times (the counts, the two
@@ -221,7 +223,8 @@ def run(
         marked.unpersist()
 
     stats.update({"input": input_uri, "output": events_uri, "rejects": attempt_rejects, "attempt": attempt})
-    fs.write_json(spark, stats_uri, stats)
+    for uri in dict.fromkeys([attempt_stats, stats_uri]):
+        fs.write_json(spark, uri, stats)
     log.info("wrote %d events to %s", stats["accepted"], events_uri)
     log.info(
         "wrote %d rejects to %s (%s)",
@@ -265,7 +268,7 @@ def parse_args(argv: Optional[Sequence[str]] = None):
         help="fail without publishing the day if rejected/lines exceeds this; unset = never fail on rejects",
     )
     parser.add_argument(
-        "--stats", default=None, help="stats JSON URI (default: <output>/_attempts/<attempt>/_stats.json)"
+        "--stats", default=None, help="also write the stats JSON here (always in the attempt's folder)"
     )
     return parser.parse_args(argv)
 

@@ -26,11 +26,14 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from tools.dag_progress import run_quietly
+
 ROOT = Path(__file__).resolve().parent.parent
 RESOURCES = json.loads((ROOT / "localstack" / "resources.json").read_text())
 DAG_ID = "recsys_training"
 ML_RAW = ROOT / "data" / "movielens" / "raw"
 AIRFLOW_HOME = ROOT / "var" / "airflow"
+LOG_DIR = ROOT / "var" / "run"
 
 
 def local_config(code_version: str, **overrides) -> Dict[str, object]:
@@ -127,9 +130,14 @@ def load_and_deploy(s3, run_date: str) -> tuple[int, str]:
     return files, version
 
 
-def timed(label: str, timings: Dict[str, float], command: List[str], env=None) -> None:
+def timed(label: str, timings: Dict[str, float], command: List[str], env=None, quiet: bool = False) -> None:
+    """Run ``command`` (its output hidden if ``quiet``, shown if it fails) and record its seconds."""
     started = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, env=env)
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=quiet, text=True)
+    if proc.returncode:
+        if quiet:
+            print(proc.stdout + proc.stderr, file=sys.stderr)
+        raise subprocess.CalledProcessError(proc.returncode, command)
     timings[label] = time.perf_counter() - started
 
 
@@ -149,18 +157,26 @@ def run(run_date: str, keep_stack: bool, user: Optional[str], overrides: Optiona
         AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
         # A fresh metadata DB each time: runs of earlier DAG versions (e.g. an asset since renamed) must not
         # decide this run, and the DAG processor's clean-up of orphans does not run under `dags test`.
-        timed("airflow db reset", timings, [sys.executable, "-m", "airflow", "db", "reset", "--yes"], env=env)
+        timed(
+            "airflow db reset",
+            timings,
+            [sys.executable, "-m", "airflow", "db", "reset", "--yes"],
+            env,
+            quiet=True,
+        )
         started = time.perf_counter()
-        test = subprocess.run(
-            [sys.executable, "-m", "airflow", "dags", "test", DAG_ID, run_date],
-            cwd=ROOT,
-            env=env,
-            check=False,
+        log_path = LOG_DIR / f"{DAG_ID}-{run_date}.log"
+        print(f"{DAG_ID} {run_date}: airflow dags test (full log: {log_path})", flush=True)
+        returncode, _ = run_quietly(
+            [sys.executable, "-m", "airflow", "dags", "test", DAG_ID, run_date], env, ROOT, log_path
         )
         timings["airflow dags test"] = time.perf_counter() - started
         rows = task_rows(env, run_date)
         print(summary(env, s3, emr, run_date, user, timings, rows))
-        return verdict(test.returncode, rows)
+        code = verdict(returncode, rows)
+        if code:
+            print(failure_lines(s3, rows, log_path), file=sys.stderr)
+        return code
     finally:
         if not keep_stack:
             subprocess.run([*local_aws, "down"], check=False, env=stack_env)
@@ -195,14 +211,6 @@ def task_rows(env: Dict[str, str], run_date: str, dag_id: str = DAG_ID) -> List[
     return airflow_json(env, "tasks", "states-for-dag-run", dag_id, run_id)
 
 
-def _seconds(start: Optional[str], end: Optional[str]) -> Optional[float]:
-    import datetime as dt
-
-    if not start or not end or start == "None" or end == "None":
-        return None
-    return (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds()
-
-
 def verdict(returncode: int, rows: List[dict]) -> int:
     """Exit status of make run: the DAG run must have run its tasks, and none may have failed."""
     if not rows:
@@ -225,11 +233,9 @@ def summary(
     from tools.run_chain import metrics_table
 
     lines = ["", f"== {DAG_ID} for {run_date} on the local stack =="]
-    lines.append("-- tasks (state, seconds) --")
-    for row in rows:
-        seconds = _seconds(row.get("start_date"), row.get("end_date"))
-        shown = f"{seconds:8.1f}" if seconds is not None else "       -"
-        lines.append(f"  {row['task_id']:<24}{row['state'] or '-':<18}{shown}")
+    skipped = [row["task_id"] for row in rows if row["state"] == "skipped"]
+    if skipped:  # the tasks that ran were printed as they ended
+        lines.append(f"-- skipped: {', '.join(skipped)}")
     lines.append("-- EMR steps (state, seconds) --")
     clusters = emr.list_clusters()["Clusters"]
     if clusters:
@@ -258,17 +264,55 @@ def summary(
     latest = read_json(s3, arts, "registry/latest.json")
     if latest:
         lines.append(f"-- live model: {latest['version']} (s3://{arts}/registry/latest.json)")
-        lines.append(f"  model:           {latest.get('model') or latest.get('model_uri')}")
-        lines.append(f"  recommendations: {latest.get('recommendations')}")
     else:
         lines.append("-- live model: none (see gate.json) --")
     served_uri = f"s3://{arts}/{run_prefix}/model/recommendations"
     if latest and latest.get("ds") == run_date and latest.get("recommendations"):
         served_uri = latest["recommendations"]  # what production serves now
     lines += served_lists(s3, served_uri, f"{run_prefix}/features/window/", arts, user)
-    lines.append("-- wall time (seconds) --")
-    lines += [f"  {name:<28}{seconds:8.1f}" for name, seconds in timings.items()]
+    record = read_json(s3, arts, f"runs/dt={run_date}/run.json") or {}
+    estimate = record.get("cost") or {}
+    if estimate.get("usd") is not None:
+        lines.append(
+            f"-- cost: cluster {estimate['minutes']:.1f} min x {estimate['usd_per_hour']:.3f} USD/h = "
+            f"estimated USD {estimate['usd']:.4f} ({estimate['estimate']}); metrics sent: "
+            f"{(record.get('metrics_sent') or {}).get('count', 'none')}"
+        )
+    else:
+        lines.append("-- cost: unknown (no run.json, or the cluster had not ended)")
+    lines.append("-- wall time: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items()))
     return "\n".join(lines)
+
+
+def failure_lines(s3, rows: List[dict], log_path: Path) -> str:
+    """What failed, the alert it sent (from the local alert inbox), and where the full log is."""
+    failed = [row["task_id"] for row in rows if row["state"] == "failed"]
+    lines = [f"FAILED task(s): {', '.join(failed) or 'none recorded (see the log)'}"]
+    lines += [f"alert: {text}" for text in alert_messages()]
+    lines.append(f"full Airflow and step log: {log_path}")
+    return "\n".join(lines)
+
+
+def alert_messages(limit: int = 3) -> List[str]:
+    """The failure alerts in the local stack's alert inbox (SQS), newest last; read, not deleted."""
+    import boto3
+
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=RESOURCES["endpoints"]["localstack"],
+        region_name=RESOURCES["region"],
+        aws_access_key_id=RESOURCES["aws_access_key_id"],
+        aws_secret_access_key=RESOURCES["aws_secret_access_key"],
+    )
+    url = sqs.get_queue_url(QueueName=RESOURCES["alerts"]["inbox_queue_name"])["QueueUrl"]
+    found = []
+    for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
+        "Messages", []
+    ):
+        text = json.loads(message["Body"]).get("Message", message["Body"])
+        if text.startswith("dag: "):
+            found.append(text)
+    return found[-limit:]
 
 
 def read_json(s3, bucket: str, key: str) -> Optional[dict]:

@@ -104,7 +104,7 @@ class PipelineConfig:
     start_date: str = "2024-01-01"  # first logical date (YYYY-MM-DD, UTC); earlier dates run no task
     deferrable: bool = False  # deferrable sensors (needs a triggerer)
     # The time budget (checked at parse time, see time_budget()): with the defaults below a run needs at
-    # most 12 h 18 min of its 14 h dagrun_timeout. A 02:00 UTC run therefore ends by 16:00 UTC whatever
+    # most 12 h 28 min of its 14 h dagrun_timeout. A 02:00 UTC run therefore ends by 16:00 UTC whatever
     # happens, leaving on call the rest of the day to fix and rerun the date before the next 02:00 run
     # (max_active_runs=1: a run still going at 02:00 would hold the next day back).
     # Raw data lands shortly after midnight; still missing at 06:00 it is an upstream incident to alert on.
@@ -313,9 +313,10 @@ def _check_durations(config: PipelineConfig) -> None:
 # The DAG's shape as the budget sees it (tests/dags/test_dag_integrity.py checks these against the DAG):
 # four step sensors in a row, and the tasks on the run's critical path that retry with `retries` x
 # `retry_delay_seconds`: wait_for_data, resolve_params, create_cluster, add_steps, quality_gate,
-# promote/hold, announce.
+# promote/hold, record_run, announce. (record_run's wait for the cluster's end, at most 15 min, is
+# within budget_margin_seconds.)
 BUDGET_STEPS = 4
-BUDGET_RETRIED_TASKS = 7
+BUDGET_RETRIED_TASKS = 8
 
 
 def time_budget(config: PipelineConfig) -> List[Tuple[str, int]]:

@@ -53,6 +53,8 @@ def run_locations(cfg: PipelineConfig, ds: str) -> Dict[str, str]:
         "metrics": s3_uri(*run, "evaluation", "metrics.json"),
         "gate_report": s3_uri(*run, "gate.json"),
         "outcomes": s3_uri(*run, "outcomes"),  # <job>.json: each job's own outcome record
+        "parse_stats": s3_uri(*run, "parse_logs_stats.json"),  # lines read/accepted/rejected, by reason
+        "run_record": s3_uri(*run, "run.json"),  # cluster timeline, cost estimate, the run's metrics
         "emr_logs": s3_uri(cfg.artifact_bucket, cfg.emr_log_prefix) + "/",
     }
 

@@ -88,7 +88,9 @@ def test_structure(dag):
     assert "terminate_cluster" in t["watch_evaluate"].downstream_task_ids
     assert ids(t["quality_gate"].upstream_list) == ["watch_evaluate"]
     assert ids(t["quality_gate"].downstream_list) == ["hold_model", "promote_model"]
-    assert ids(t["announce"].upstream_list) == ["hold_model", "promote_model"]
+    assert ids(t["announce"].upstream_list) == ["hold_model", "promote_model", "record_run"]
+    assert ids(t["record_run"].upstream_list) == ["hold_model", "promote_model", "terminate_cluster"]
+    assert t["record_run"].trigger_rule == "all_done"  # failed runs get their record and metrics too
     assert t["announce"].trigger_rule == "none_failed_min_one_success"
     # Only terminate_cluster is a teardown: a failed step must fail the run.
     assert [task.task_id for task in dag.tasks if task.is_teardown] == ["terminate_cluster"]
@@ -125,6 +127,7 @@ def test_the_time_budget_matches_the_dag(dag):
         "add_steps",
         "quality_gate",
         "promote_model",
+        "record_run",
         "announce",
     }
     assert path <= set(dag.task_dict) and len(path) == BUDGET_RETRIED_TASKS  # hold_model: promote's twin

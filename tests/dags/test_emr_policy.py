@@ -32,7 +32,7 @@ READS = {
     "--production-pointer",
     "--py-files",
 }
-WRITES = {"--output", "--rejects", "--outcome"}
+WRITES = {"--output", "--rejects", "--outcome", "--stats"}
 
 
 @pytest.fixture(scope="module")

@@ -28,11 +28,12 @@ DAG_ACTIONS = {
     "s3:PutObject",  # gate.json, registry
     "s3:DeleteObject",  # registry: leftovers of an unfinished version (delete_objects)
     "sns:Publish",  # alerts and summaries
+    "cloudwatch:PutMetricData",  # record_run: the run's metrics, in the Recsys/Pipeline namespace only
 }
 
 
 # Actions AWS cannot scope by resource or tag: they need Resource "*" without a tag condition.
-UNSCOPABLE = {"elasticmapreduce:ListClusters"}
+UNSCOPABLE = {"elasticmapreduce:ListClusters", "cloudwatch:PutMetricData"}
 
 
 def test_policy_is_valid_and_minimal():
@@ -91,3 +92,10 @@ def test_the_tuning_dags_clusters_and_documents_are_covered_and_nothing_beside()
     assert not allows(policy, "s3:GetObject", "arn:aws:s3:::lake/parsed/events/dt=2024-01-31/part-0.parquet")
     assert not allows(policy, "s3:PutObject", "arn:aws:s3:::lake/parsed/events/dt=2024-01-31/_PUBLISHED.json")
     assert not allows(policy, "s3:PutObject", "arn:aws:s3:::arts/code/0.1.0/jobs/tune_trial.py")
+
+
+def test_metrics_go_only_to_the_pipelines_namespace():
+    from recsys_dag.run_record import NAMESPACE
+
+    (statement,) = [s for s in json.loads(POLICY.read_text())["Statement"] if s["Sid"] == "PipelineMetrics"]
+    assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": NAMESPACE}}

@@ -66,6 +66,52 @@ def set_production(scenario: Scenario, **params) -> str:
     return version
 
 
+def assert_run_metrics_in_cloudwatch(scenario: Scenario) -> None:
+    """run.json's cost estimate, and each of its metrics read back from LocalStack's CloudWatch."""
+    import datetime as dt
+
+    record = scenario.read_json(scenario.arts, scenario.key("runs_prefix", f"dt={DS}", "run.json"))
+    assert record["cost"]["state"] == "TERMINATED" and record["cost"]["minutes"] > 0
+    assert record["cost"]["usd"] > 0 and "estimate" in record["cost"]["estimate"]
+    names = set(record["metrics"])
+    assert names >= {
+        "LinesRead", "LinesAccepted", "LinesRejected", "RejectRatio", "Users", "Items", "Interactions",
+        "FitSeconds", "CandidateNdcg", "PopularityNdcg", "ProductionNdcg", "ModelPromoted",
+        "ClusterMinutes", "EstimatedCostUSD",
+    }  # fmt: skip
+    at = dt.datetime.fromisoformat(record["metrics_sent"]["at"]).replace(second=0, microsecond=0)
+    queries = [
+        {
+            "Id": f"m{index}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "Recsys/Pipeline",
+                    "MetricName": name,
+                    "Dimensions": [{"Name": "Pipeline", "Value": "recsys_training"}],
+                },
+                "Period": 60,
+                "Stat": stat,
+            },
+        }
+        for index, (name, stat) in enumerate((n, s) for n in sorted(names) for s in ("Minimum", "Maximum"))
+    ]
+    found = {}
+    cloudwatch = client("cloudwatch")
+    for start in range(0, len(queries), 100):
+        result = cloudwatch.get_metric_data(
+            MetricDataQueries=queries[start : start + 100],
+            StartTime=at - dt.timedelta(minutes=1),
+            EndTime=at + dt.timedelta(minutes=2),
+        )
+        for item in result["MetricDataResults"]:
+            found[item["Id"]] = item["Values"]
+    by_name = {}
+    for query in queries:
+        by_name.setdefault(query["MetricStat"]["Metric"]["MetricName"], []).extend(found.get(query["Id"], []))
+    for name in names:  # another scenario's run may share the minute: ours is then its min or max
+        assert any(abs(v - record["metrics"][name]) < 1e-9 for v in by_name[name]), (name, by_name[name])
+
+
 @pytest.fixture(scope="module")
 def raw_day(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("raw")
@@ -144,6 +190,8 @@ def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model
     assert served.groupby("user_id").size().max() == cfg.serve_k
     (summary,) = alerts_about(f"recsys_training {DS}: promoted")
     assert "ndcg@10=" in summary and f"paired vs production {old} +" in summary
+    assert "estimated USD" in summary  # the cost line, once the cluster had ended
+    assert_run_metrics_in_cloudwatch(scenario)
 
     # A rerun of the date trains again on a new cluster: a new version, compared with the first.
     again = scenario.run_dag(DS)
