@@ -94,17 +94,8 @@ def test_graviton_instance_types_get_aarch64_wheels_and_mixed_ones_are_refused()
 
 
 def test_a_configured_security_configuration_reaches_run_job_flow():
-    monkeypatch = pytest.MonkeyPatch()
-    try:
-        module = load_dag_module(monkeypatch, security_configuration="recsys-encrypted")
-        dag = module.dag
-        context = {"ds": DS, "run_id": RUN_ID, "dag": dag, "ti": ResolvedParams(module.cfg)}
-        text = dag.task_dict["create_cluster"].render_template(
-            "cluster.json", context, jinja_env=dag.get_template_env()
-        )
-    finally:
-        monkeypatch.undo()
-    assert json.loads(text)["SecurityConfiguration"] == "recsys-encrypted"
+    cluster = _render("create_cluster", "cluster.json", security_configuration="recsys-encrypted")
+    assert cluster["SecurityConfiguration"] == "recsys-encrypted"
 
 
 def test_steps_are_the_four_jobs_in_order(rendered):
@@ -196,18 +187,21 @@ def test_step_arguments_parse_with_the_jobs_own_parsers(rendered):
     assert evaluate.k == 10
 
 
-def _render_steps(**overrides):
+def _render(task_id: str, template: str, **overrides):
+    """``template`` as ``task_id`` renders it for DS with config ``overrides`` (buckets lake/arts), parsed."""
     monkeypatch = pytest.MonkeyPatch()
     try:
         module = load_dag_module(monkeypatch, data_bucket="lake", artifact_bucket="arts", **overrides)
         dag = module.dag
         context = {"ds": DS, "run_id": RUN_ID, "dag": dag, "ti": ResolvedParams(module.cfg)}
-        text = dag.task_dict["add_steps"].render_template(
-            "steps.json", context, jinja_env=dag.get_template_env()
-        )
+        text = dag.task_dict[task_id].render_template(template, context, jinja_env=dag.get_template_env())
     finally:
         monkeypatch.undo()
     return json.loads(text)
+
+
+def _render_steps(**overrides):
+    return _render("add_steps", "steps.json", **overrides)
 
 
 @pytest.mark.parametrize(
