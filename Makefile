@@ -99,6 +99,10 @@ deploy: $(STAMP) ## upload the packaged code and the bootstrap's hashed wheels t
 retention: $(STAMP) ## apply the S3 lifecycle rules (rejects, runs, EMR logs, sweeps) to the configured buckets (ENDPOINT_URL=; LOCAL=1: the running local stack)
 	$(PY) -m tools.apply_retention $(if $(LOCAL),--local) $${ENDPOINT_URL:+--endpoint-url "$$ENDPOINT_URL"}
 
+.PHONY: alarms
+alarms: $(STAMP) ## create/update the stale-model CloudWatch alarm (no promotion for stale_model_hours -> alert topic) (ENDPOINT_URL=; LOCAL=1: the running local stack)
+	$(PY) -m tools.apply_alarms $(if $(LOCAL),--local) $${ENDPOINT_URL:+--endpoint-url "$$ENDPOINT_URL"}
+
 # The registry CLI on the running local stack: the artefact bucket's registry/, the S3 endpoint
 # (LOCALSTACK_PORT honoured) and the test credentials, all from localstack/resources.json. LocalStack keeps
 # S3 in memory: use these while the stack is up (make run KEEP_STACK=1, make airflow). For real S3 run

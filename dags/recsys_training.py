@@ -65,13 +65,13 @@ from airflow.sdk import DAG, Asset, AssetAlias, chain, task
 from recsys_dag import cost, promotion, registry, run_record, tuned_params
 from recsys_dag.alerts import FailureAlert, publish
 from recsys_dag.cleanup import RunCleanup
-from recsys_dag.config import load_config
+from recsys_dag.config import TRAINING_DAG_ID, load_config
 from recsys_dag.emr_operators import EmrCreateJobFlowFromTemplateOperator, IdempotentEmrAddStepsOperator
 from recsys_dag.emr_sensors import ResilientEmrStepSensor
 from recsys_dag.locations import JOBS, code_locations, registry_locations, run_locations, tuning_locations
 from recsys_dag.quality_gate import decide
 
-DAG_ID = "recsys_training"
+DAG_ID = TRAINING_DAG_ID
 log = logging.getLogger(__name__)
 EMR_CONFIGS = os.environ.get("RECSYS_EMR_CONFIGS_DIR") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), os.pardir, "emr_configs"

@@ -88,8 +88,8 @@ def airflow_env(config: Dict[str, object]) -> Dict[str, str]:
     return env
 
 
-def clients():
-    """boto3 clients on the local stack: S3 on LocalStack, EMR on the local EMR endpoint."""
+def local_client(service: str):
+    """A boto3 client of one of LocalStack's services, with the local stack's test credentials."""
     import boto3
 
     session = boto3.Session(
@@ -97,9 +97,13 @@ def clients():
         aws_secret_access_key=RESOURCES["aws_secret_access_key"],
         region_name=RESOURCES["region"],
     )
-    s3 = session.client("s3", endpoint_url=RESOURCES["endpoints"]["localstack"])
-    emr = session.client("emr", endpoint_url=RESOURCES["endpoints"]["emr"])
-    return s3, emr
+    endpoint = RESOURCES["endpoints"]["emr" if service == "emr" else "localstack"]
+    return session.client(service, endpoint_url=endpoint)
+
+
+def clients():
+    """boto3 clients on the local stack: S3 on LocalStack, EMR on the local EMR endpoint."""
+    return local_client("s3"), local_client("emr")
 
 
 def load_raw_day(s3, raw_dir: Path, bucket: str, run_date: str, prefix: str = "raw/events") -> int:

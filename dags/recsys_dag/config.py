@@ -23,6 +23,9 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 CONFIG_ENV_VAR = "AIRFLOW_VAR_RECSYS_TRAINING_CONFIG"
 
 
+TRAINING_DAG_ID = "recsys_training"  # the nightly DAG; also the value of its metrics' Pipeline dimension
+
+
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """All settings of the recsys_training DAG. Durations in seconds unless named otherwise."""
@@ -98,6 +101,11 @@ class PipelineConfig:
     min_coverage: float = 0.02  # share of the catalogue in the evaluated users' top-k lists
     # --- alerting
     alert_topic_arn: str = ""  # SNS topic for failures and run summaries; "" = log only
+    # The stale-model alarm (recsys_dag/stale_model_alarm.py, created by `make alarms`): CloudWatch goes to
+    # ALARM and notifies alert_topic_arn when no run promoted a model for this many hours (missing
+    # metrics count as "not promoted", so a dead scheduler or a paused DAG fires it too). Whole hours,
+    # 1..168: CloudWatch evaluates at most 7 days. 72 h = three nightly runs in a row without a new model.
+    stale_model_hours: int = 72
     # --- scheduling and timeouts
     # cron, daily at 02:00 UTC; null = manual triggers only (the local UI, whose data exists for one date)
     schedule: Optional[str] = "0 2 * * *"
@@ -308,6 +316,8 @@ def _check_durations(config: PipelineConfig) -> None:
             raise ValueError(f"{name} must be >= 0")
     if config.step_transient_backoff_max_seconds < config.step_transient_backoff_seconds:
         raise ValueError("step_transient_backoff_max_seconds must be >= step_transient_backoff_seconds")
+    if not 1 <= config.stale_model_hours <= 168:
+        raise ValueError("stale_model_hours must be 1..168 (CloudWatch evaluates at most 7 days)")
 
 
 # The DAG's shape as the budget sees it (tests/dags/test_dag_integrity.py checks these against the DAG):

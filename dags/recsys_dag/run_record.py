@@ -17,6 +17,7 @@ from recsys_dag.cost import cluster_hourly
 # CloudWatch: one namespace, one dimension (the pipeline). Every distinct dimension value is a metric of
 # its own, billed monthly, so no run id or date is ever a dimension: the timestamp says which run.
 NAMESPACE = "Recsys/Pipeline"
+PIPELINE_DIMENSION = "Pipeline"  # its value: the DAG id
 PROMOTED = "ModelPromoted"  # 1 when latest.json moved to this run's model, else 0 (the stale-model signal)
 
 
@@ -106,7 +107,7 @@ def metric_data(
     return [
         {
             "MetricName": name,
-            "Dimensions": [{"Name": "Pipeline", "Value": dag_id}],
+            "Dimensions": [{"Name": PIPELINE_DIMENSION, "Value": dag_id}],
             "Timestamp": at,
             "Value": value,
             "Unit": unit,

@@ -99,3 +99,24 @@ def test_metrics_go_only_to_the_pipelines_namespace():
 
     (statement,) = [s for s in json.loads(POLICY.read_text())["Statement"] if s["Sid"] == "PipelineMetrics"]
     assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": NAMESPACE}}
+
+
+def test_the_stale_model_alarm_is_managed_outside_airflow_and_only_that_alarm():
+    """``make alarms`` runs as a deployer with its own policy: the Airflow role can neither create nor
+    change the alarm that watches it (DAG_ACTIONS above has no alarm action)."""
+    from recsys_dag.config import TRAINING_DAG_ID
+    from recsys_dag.stale_model_alarm import alarm_name
+
+    from tools import apply_alarms
+
+    deployer = POLICY.parent / "alarms-deployer-policy.json"
+    text = deployer.read_text().replace("${Region}", "us-east-1").replace("${AccountId}", "123456789012")
+    policy = json.loads(text)
+    alarm = f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm_name(TRAINING_DAG_ID)}"
+    used = set(re.findall(r"cloudwatch\.(\w+)\(", Path(apply_alarms.__file__).read_text()))
+    assert used == {"put_metric_alarm", "describe_alarms"}
+    for action in ("cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms"):
+        assert allows(policy, action, alarm)
+        assert not allows(policy, action, alarm.replace("stale-model", "other"))
+    airflow = json.loads(POLICY.read_text())
+    assert "PutMetricAlarm" not in json.dumps(airflow)
