@@ -279,7 +279,7 @@ with DAG(
     @task(task_id="record_run", trigger_rule="all_done")
     def record_run(ds=None, run_id=None, ti=None) -> dict:
         """Once the cluster has ended (failed runs too): its timeline and cost estimate, and the run's
-        numbers, to runs/dt=<ds>/run.json and to CloudWatch. Metrics that cannot be sent are logged and
+        numbers, to runs/dt=<ds>/run.json and to CloudWatch; the estimate also into gate.json. Metrics that cannot be sent are logged and
         alerted; they never fail the run."""
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
         from airflow.providers.amazon.aws.hooks.emr import EmrHook
@@ -343,6 +343,8 @@ with DAG(
             except Exception:
                 log.exception("the metrics alert could not be sent either")
         registry.write_json(s3, run["run_record"], record)
+        if gate is not None:  # the gate's report says what its decision cost, once that is known
+            registry.write_json(s3, run["gate_report"], {**gate, "cost": estimate})
         return record
 
     @task(task_id="announce", trigger_rule="none_failed_min_one_success")

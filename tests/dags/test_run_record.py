@@ -89,6 +89,8 @@ def test_a_promoted_run_records_its_cost_and_sends_its_metrics(monkeypatch, worl
     assert record["cost"]["usd"] is not None and record["promoted"] is True
     assert record["metrics"]["CandidateNdcg"] == 0.20 and record["metrics"]["RejectRatio"] == 0.01
     assert record["metrics_sent"]["count"] == len(record["metrics"])
+    gate = json.loads(world.s3.get_object(Bucket=ARTS, Key=f"runs/dt={DS}/gate.json")["Body"].read())
+    assert gate["cost"] == record["cost"] and gate["make_live"] is True  # the decision kept, cost added
     assert cloudwatch_values(world, "ModelPromoted") == [1.0]
     assert cloudwatch_values(world, "LinesRejected") == [10.0]
     (summary,) = world.messages()

@@ -73,6 +73,8 @@ def assert_run_metrics_in_cloudwatch(scenario: Scenario) -> None:
     record = scenario.read_json(scenario.arts, scenario.key("runs_prefix", f"dt={DS}", "run.json"))
     assert record["cost"]["state"] == "TERMINATED" and record["cost"]["minutes"] > 0
     assert record["cost"]["usd"] > 0 and "estimate" in record["cost"]["estimate"]
+    gate = scenario.read_json(scenario.arts, scenario.key("runs_prefix", f"dt={DS}", "gate.json"))
+    assert gate["cost"] == record["cost"]  # beside the decision it paid for
     names = set(record["metrics"])
     assert names >= {
         "LinesRead", "LinesAccepted", "LinesRejected", "RejectRatio", "Users", "Items", "Interactions",
