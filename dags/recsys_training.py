@@ -279,8 +279,8 @@ with DAG(
     @task(task_id="record_run", trigger_rule="all_done")
     def record_run(ds=None, run_id=None, ti=None) -> dict:
         """Once the cluster has ended (failed runs too): its timeline and cost estimate, and the run's
-        numbers, to runs/dt=<ds>/run.json and to CloudWatch; the estimate also into gate.json. Metrics that cannot be sent are logged and
-        alerted; they never fail the run."""
+        numbers, to runs/dt=<ds>/run.json and to CloudWatch; the estimate also into gate.json. Metrics
+        that cannot be sent are logged and alerted; they never fail the run."""
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
         from airflow.providers.amazon.aws.hooks.emr import EmrHook
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook

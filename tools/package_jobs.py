@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Every module at the top of spark_jobs/ is a job a step runs (shared code lives in spark_jobs/common/).
 JOBS = tuple(sorted(path.stem for path in (ROOT / "spark_jobs").glob("*.py") if path.stem != "__init__"))
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # zip entries carry no build time
+# The packages in spark_jobs.zip: the jobs, and the serving layer's library that load_serving writes with.
+PACKAGES = ("spark_jobs", "serving")
 
 
 def project_version() -> str:
@@ -31,8 +33,10 @@ def project_version() -> str:
 
 
 def build_zip(target: Path) -> None:
-    """Zip every .py file of the spark_jobs package, with paths relative to the project root."""
-    sources = sorted(p for p in (ROOT / "spark_jobs").rglob("*.py") if "__pycache__" not in p.parts)
+    """Zip every .py file of the packages the steps import, with paths relative to the project root."""
+    sources = sorted(
+        p for package in PACKAGES for p in (ROOT / package).rglob("*.py") if "__pycache__" not in p.parts
+    )
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for source in sources:
             info = zipfile.ZipInfo(source.relative_to(ROOT).as_posix(), date_time=FIXED_TIME)

@@ -7,6 +7,7 @@ from typing import Dict
 from recsys_dag.config import PipelineConfig, cluster_architecture
 
 JOBS = ("parse_logs", "build_features", "train_cf", "evaluate")  # the nightly's steps, in order
+SERVING_JOBS = ("load_serving",)  # a version's lists into the serving table (not a nightly step yet)
 TUNING_JOBS = ("tune_trial",)  # jobs only recsys_tuning runs (it also runs build_features)
 
 
@@ -27,7 +28,8 @@ def code_locations(cfg: PipelineConfig) -> Dict[str, str]:
         # The pinned wheels for the cluster's architecture, uploaded by make deploy (no index at start).
         "bootstrap_wheels": s3_uri(*base, "wheels", cluster_architecture(cfg)) + "/",
     }
-    out.update({f"entry_{job}": s3_uri(*base, "jobs", f"{job}.py") for job in JOBS + TUNING_JOBS})
+    jobs = JOBS + TUNING_JOBS + SERVING_JOBS
+    out.update({f"entry_{job}": s3_uri(*base, "jobs", f"{job}.py") for job in jobs})
     return out
 
 

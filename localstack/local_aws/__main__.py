@@ -1,9 +1,10 @@
 """``python -m local_aws up|down|status|setup|connection``: the local AWS stack from the command line.
 
-``up`` sets up what is missing (LocalStack's venv, the S3A jars), then starts LocalStack and the local
-EMR endpoint, each with a readiness wait; starting twice is harmless. ``down`` stops both (and any step
-process the EMR endpoint left behind); stopping when nothing runs is harmless. Exit status 0 on success,
-1 on a start failure (message on stderr), and for ``status`` 3 if anything is not running and ready.
+``up`` sets up what is missing (LocalStack's venv, the S3A jars), then starts LocalStack, the local
+DynamoDB endpoint and the local EMR endpoint, each with a readiness wait; starting twice is harmless.
+``down`` stops them all (and any step process the EMR endpoint left behind); stopping when nothing
+runs is harmless. Exit status 0 on success, 1 on a start failure (message on stderr), and for
+``status`` 3 if anything is not running and ready.
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ import json
 import sys
 from typing import List, Optional
 
-from local_aws import connection, emr_server, localstack_server, setup_env
+from local_aws import connection, dynamodb_server, emr_server, localstack_server, setup_env
 from local_aws.service import ManagedService, StartError
 from local_aws.settings import Settings, load_settings
 
-SERVICES = ("localstack", "emr")
+SERVICES = ("localstack", "dynamodb", "emr")
 
 
 def _services(settings: Settings, only: Optional[str]) -> List[ManagedService]:
-    """In start order: the EMR endpoint writes step logs to LocalStack S3, so LocalStack comes first."""
+    """In start order: the EMR endpoint's steps write to LocalStack S3 and to DynamoDB, so it comes last."""
     chosen = []
     if only in (None, "localstack"):
         chosen.append(localstack_server.service(settings))
+    if only in (None, "dynamodb"):
+        chosen.append(dynamodb_server.service(settings))
     if only in (None, "emr"):
         chosen.append(emr_server.service(settings))
     return chosen
@@ -59,7 +62,7 @@ def _status(settings: Settings, only: Optional[str], as_json: bool) -> int:
         for state in states:
             flag = "ready" if state["ready"] else ("running, NOT ready" if state["running"] else "stopped")
             detail = f" PID {state['pid']}, RSS {state['rss_mib']} MiB" if state["running"] else ""
-            print(f"{state['service']:<11} {flag:<18} {state['address']:<16}{detail}  log: {state['log']}")
+            print(f"{state['service']:<14} {flag:<18} {state['address']:<16}{detail}  log: {state['log']}")
     return 0 if all(state["ready"] for state in states) else 3
 
 

@@ -1,4 +1,5 @@
-"""The Airflow AWS connection ``aws_local``: EMR at the local EMR endpoint, every other service at LocalStack.
+"""The Airflow AWS connection ``aws_local``: EMR and DynamoDB at their local endpoints, every other service
+at LocalStack.
 
 The amazon provider resolves a client's endpoint as ``extra.service_config.<service>.endpoint_url``,
 falling back to ``extra.endpoint_url`` (``AwsConnectionWrapper.get_service_endpoint_url``), so one
@@ -20,13 +21,16 @@ def connection(settings: Settings) -> Dict[str, Any]:
     resources = load_resources()
     return {
         "conn_type": "aws",
-        "description": "Local AWS stack: EMR at the local EMR endpoint, other services at LocalStack.",
+        "description": "Local AWS stack: EMR and DynamoDB at their local endpoints, the rest at LocalStack.",
         "login": resources["aws_access_key_id"],
         "password": resources["aws_secret_access_key"],
         "extra": {
             "region_name": resources["region"],
             "endpoint_url": settings.localstack_url,
-            "service_config": {"emr": {"endpoint_url": settings.emr_url}},
+            "service_config": {
+                "emr": {"endpoint_url": settings.emr_url},
+                "dynamodb": {"endpoint_url": settings.dynamodb_url},
+            },
             # Path-style S3 URLs: bucket names as host names would need DNS for *.127.0.0.1.
             "config_kwargs": {"s3": {"addressing_style": "path"}},
         },

@@ -29,6 +29,7 @@ def environment(settings: Settings) -> Dict[str, str]:
             "AWS_SECRET_ACCESS_KEY": resources["aws_secret_access_key"],
             "AWS_DEFAULT_REGION": resources["region"],
             "LOCAL_EMR_LOCALSTACK_URL": settings.localstack_url,
+            "LOCAL_EMR_DYNAMODB_URL": settings.dynamodb_url,
             "LOCAL_EMR_WORK_DIR": str(settings.emr_work_dir),
             "LOCAL_EMR_JARS": os.pathsep.join(str(path) for path in setup_env.jar_paths(settings)),
             "LOCAL_EMR_RESOURCES": str(RESOURCES_FILE),

@@ -1,6 +1,7 @@
 """Where the local AWS stack lives and listens: paths, ports and the resources file, in one place.
 
 Environment overrides (all optional): ``LOCALSTACK_PORT`` (default 4566), ``LOCAL_EMR_PORT`` (4580),
+``LOCAL_DYNAMODB_PORT`` (4581),
 ``LOCAL_AWS_STATE_DIR`` (runtime state: PID files, logs, LocalStack's FILESYSTEM_ROOT; default
 ``var/localstack``) and ``LOCAL_AWS_JARS_DIR`` (the S3A jars; default ``var/jars``). Relative paths are
 taken from the project root, so the stack behaves the same whatever the caller's working directory.
@@ -20,6 +21,7 @@ RESOURCES_FILE = LOCALSTACK_DIR / "resources.json"
 HOST = "127.0.0.1"  # loopback only, always: nothing of the local stack may be reachable from the network
 DEFAULT_LOCALSTACK_PORT = 4566
 DEFAULT_EMR_PORT = 4580
+DEFAULT_DYNAMODB_PORT = 4581
 
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
@@ -46,6 +48,7 @@ class Settings:
     jars_dir: Path
     localstack_port: int
     emr_port: int
+    dynamodb_port: int = DEFAULT_DYNAMODB_PORT
     project_venv: Path = ROOT / ".venv"
     localstack_venv: Path = ROOT / ".venv-localstack"
 
@@ -56,6 +59,10 @@ class Settings:
     @property
     def emr_url(self) -> str:
         return f"http://{HOST}:{self.emr_port}"
+
+    @property
+    def dynamodb_url(self) -> str:
+        return f"http://{HOST}:{self.dynamodb_port}"
 
     @property
     def filesystem_root(self) -> Path:
@@ -82,6 +89,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         jars_dir=_path(env, "LOCAL_AWS_JARS_DIR", "var/jars"),
         localstack_port=_port(env, "LOCALSTACK_PORT", DEFAULT_LOCALSTACK_PORT),
         emr_port=_port(env, "LOCAL_EMR_PORT", DEFAULT_EMR_PORT),
+        dynamodb_port=_port(env, "LOCAL_DYNAMODB_PORT", DEFAULT_DYNAMODB_PORT),
     )
 
 

@@ -119,8 +119,9 @@ def rewrite_spark_submit(args: Sequence[str], config: RunnerConfig) -> Tuple[Lis
 def step_environment(config: RunnerConfig, base: Mapping[str, str]) -> Dict[str, str]:
     """Environment of a step process: the jobs' venv first on PATH, local Spark defaults, no AWS_* leak.
 
-    The dummy credentials and LocalStack's endpoint are set, so a step using boto3 or the AWS CLI talks
-    to LocalStack as a step on EMR talks to AWS with the instance profile.
+    The dummy credentials and LocalStack's endpoint are set (DynamoDB's: the local DynamoDB endpoint), so
+    a step using boto3 or the AWS CLI talks to the local stack as a step on EMR talks to AWS with the
+    instance profile.
     """
     env = {key: value for key, value in base.items() if not key.startswith(("AWS_", "LOCAL_EMR_", "MOTO_"))}
     venv_bin = str(config.python.parent)
@@ -137,6 +138,7 @@ def step_environment(config: RunnerConfig, base: Mapping[str, str]) -> Dict[str,
             "AWS_DEFAULT_REGION": config.region,
             "AWS_REGION": config.region,
             "AWS_ENDPOINT_URL": config.localstack_url,
+            "AWS_ENDPOINT_URL_DYNAMODB": config.dynamodb_url,
         }
     )
     # Not the jobs' business, or harmful: the endpoint's own PYTHONPATH (localstack/); a SPARK_HOME of

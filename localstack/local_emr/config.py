@@ -24,6 +24,7 @@ class RunnerConfig:
     """Endpoints, credentials and paths used to run steps (absolute paths)."""
 
     localstack_url: str
+    dynamodb_url: str
     region: str
     access_key: str
     secret_key: str
@@ -63,6 +64,7 @@ def load_config(env: Optional[Mapping[str, str]] = None) -> RunnerConfig:
     )
     return RunnerConfig(
         localstack_url=env.get("LOCAL_EMR_LOCALSTACK_URL") or resources["endpoints"]["localstack"],
+        dynamodb_url=env.get("LOCAL_EMR_DYNAMODB_URL") or resources["endpoints"]["dynamodb"],
         region=resources["region"],
         access_key=resources["aws_access_key_id"],
         secret_key=resources["aws_secret_access_key"],

@@ -50,10 +50,12 @@ def _client(service: str, endpoint: str, resources: Dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="session")
 def aws(local_stack: Settings, resources: Dict[str, Any]) -> Callable[[str], Any]:
-    """``aws("s3")``: a boto3 client for LocalStack (``aws("emr")``: for the local EMR endpoint)."""
+    """``aws("s3")``: a boto3 client for LocalStack (``aws("emr")``, ``aws("dynamodb")``: for the local EMR
+    and DynamoDB endpoints)."""
 
     def make(service: str) -> Any:
-        endpoint = local_stack.emr_url if service == "emr" else local_stack.localstack_url
+        own = {"emr": local_stack.emr_url, "dynamodb": local_stack.dynamodb_url}
+        endpoint = own.get(service, local_stack.localstack_url)
         return _client(service, endpoint, resources)
 
     return make

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set
 
 import pytest
-from local_aws import emr_server, localstack_server
+from local_aws import dynamodb_server, emr_server, localstack_server
+from local_aws.__main__ import SERVICES as STACK_SERVICES
 from local_aws.settings import HOST, Settings
 
 from tests.polling import wait_for
@@ -37,12 +38,18 @@ def local_aws(*args: str, env: Optional[Dict[str, str]] = None) -> subprocess.Co
 
 
 def running_servers(settings: Settings) -> Set[str]:
-    """Which of ``localstack`` and ``emr`` answer as ready on ``settings``' ports (whoever started them)."""
+    """Which of ``localstack``, ``dynamodb`` and ``emr`` answer as ready on ``settings``' ports (whoever
+    started them)."""
     ready = set()
     try:
         if localstack_server.is_ready(settings):
             ready.add("localstack")
     except RuntimeError:  # up, but an init hook failed: not usable, and not ours to judge here
+        pass
+    try:
+        if dynamodb_server.is_ready(settings):
+            ready.add("dynamodb")
+    except RuntimeError:  # up, but the serving table could not be created
         pass
     if emr_server.is_ready(settings):
         ready.add("emr")
@@ -98,7 +105,7 @@ def stack_for_session(settings: Settings) -> Iterator[Settings]:
     """Use the running local stack, or start it and stop afterwards only what was started here (a
     server that ran before belongs to someone else). Shared by the localstack and e2e suites."""
     running_before = running_servers(settings)
-    if running_before == {"localstack", "emr"}:
+    if running_before == set(STACK_SERVICES):
         yield settings
         return
     started = local_aws("up")
@@ -107,9 +114,10 @@ def stack_for_session(settings: Settings) -> Iterator[Settings]:
     try:
         yield settings
     finally:
-        only = [] if not running_before else ["--only", ({"localstack", "emr"} - running_before).pop()]
-        stopped = local_aws("down", *only)
-        assert stopped.returncode == 0, stopped.stderr
+        started_here = [name for name in STACK_SERVICES if name not in running_before]
+        for only in [[]] if not running_before else [["--only", name] for name in started_here]:
+            stopped = local_aws("down", *only)
+            assert stopped.returncode == 0, stopped.stderr
 
 
 def free_port() -> int:

@@ -28,6 +28,7 @@ def test_connection_file_loads_in_airflow() -> None:
     extra = connection.extra_dejson
     assert extra["endpoint_url"] == "http://127.0.0.1:4566"
     assert extra["service_config"]["emr"]["endpoint_url"] == "http://127.0.0.1:4580"
+    assert extra["service_config"]["dynamodb"]["endpoint_url"] == "http://127.0.0.1:4581"
 
 
 @pytest.fixture

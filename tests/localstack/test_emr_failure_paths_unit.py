@@ -192,6 +192,7 @@ class MemoryLogs:
 def _config(tmp_path: Path, delay_s: float = 300.0) -> RunnerConfig:
     return RunnerConfig(
         localstack_url="http://127.0.0.1:1",
+        dynamodb_url="http://127.0.0.1:1",
         region="us-east-1",
         access_key="test",
         secret_key="test",

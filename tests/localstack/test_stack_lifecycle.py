@@ -48,6 +48,7 @@ def private_env(tmp_path_factory: pytest.TempPathFactory) -> Iterable[Dict[str, 
         **os.environ,
         "LOCALSTACK_PORT": str(_free_port()),
         "LOCAL_EMR_PORT": str(_free_port()),
+        "LOCAL_DYNAMODB_PORT": str(_free_port()),
         "LOCAL_AWS_STATE_DIR": str(tmp_path_factory.mktemp("private-stack")),
     }
     yield env
@@ -59,7 +60,7 @@ def _settings(env: Dict[str, str]) -> Settings:
 
 
 def _pids(settings: Settings) -> Dict[str, Any]:
-    return {name: read_pid(settings.pid_file(name)) for name in ("localstack", "local-emr")}
+    return {name: read_pid(settings.pid_file(name)) for name in ("localstack", "local-dynamodb", "local-emr")}
 
 
 def _start_long_step(settings: Settings) -> List[psutil.Process]:
@@ -94,7 +95,10 @@ def _gone(processes: Iterable[psutil.Process]) -> bool:
     return all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in processes)
 
 
-@pytest.mark.parametrize(("only", "port_env"), [("localstack", "LOCALSTACK_PORT"), ("emr", "LOCAL_EMR_PORT")])
+@pytest.mark.parametrize(
+    ("only", "port_env"),
+    [("localstack", "LOCALSTACK_PORT"), ("emr", "LOCAL_EMR_PORT"), ("dynamodb", "LOCAL_DYNAMODB_PORT")],
+)
 def test_port_already_taken_gives_a_clear_error(
     only: str, port_env: str, tmp_path: Path, private_env: Dict[str, str]
 ) -> None:
@@ -114,7 +118,8 @@ def test_stopping_when_nothing_runs_is_harmless(private_env: Dict[str, str]) -> 
     for _ in range(2):
         result = _make("local-down", private_env)
         assert result.returncode == 0, result.stderr
-        assert "localstack: not running" in result.stdout and "local-emr: not running" in result.stdout
+        for name in ("localstack", "local-dynamodb", "local-emr"):
+            assert f"{name}: not running" in result.stdout
 
 
 def test_starting_twice_is_harmless(private_env: Dict[str, str]) -> None:
@@ -126,11 +131,12 @@ def test_starting_twice_is_harmless(private_env: Dict[str, str]) -> None:
 
     second = _make("local-up", private_env)
     assert second.returncode == 0, second.stderr
-    assert "localstack: already running" in second.stdout and "local-emr: already running" in second.stdout
+    for name in ("localstack", "local-dynamodb", "local-emr"):
+        assert f"{name}: already running" in second.stdout
     assert _pids(settings) == pids
 
     status = _make("local-status", private_env)
-    assert status.stdout.count(" ready ") == 2, status.stdout
+    assert status.stdout.count(" ready ") == 3, status.stdout
 
 
 def test_steps_of_a_killed_endpoint_are_cleaned_up_by_down(private_env: Dict[str, str]) -> None:
@@ -156,8 +162,10 @@ def test_local_down_leaves_no_process_behind(private_env: Dict[str, str]) -> Non
 
     result = _make("local-down", private_env)
     assert result.returncode == 0, result.stderr
-    assert "localstack: stopped" in result.stdout and "local-emr: stopped" in result.stdout
+    for name in ("localstack", "local-dynamodb", "local-emr"):
+        assert f"{name}: stopped" in result.stdout
     assert _gone(servers), servers
     assert _gone(step_processes), step_processes
-    assert port_is_free(HOST, settings.localstack_port) and port_is_free(HOST, settings.emr_port)
-    assert _pids(settings) == {"localstack": None, "local-emr": None}
+    for port in (settings.localstack_port, settings.emr_port, settings.dynamodb_port):
+        assert port_is_free(HOST, port)
+    assert _pids(settings) == {"localstack": None, "local-dynamodb": None, "local-emr": None}

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.localstack
 
 CONFIG = RunnerConfig(
     localstack_url="http://127.0.0.1:4566",
+    dynamodb_url="http://127.0.0.1:4581",
     region="us-east-1",
     access_key="test",
     secret_key="test",
@@ -123,6 +124,7 @@ def test_step_environment_does_not_leak_the_callers_settings() -> None:
     env = local_command("command-runner.jar", ["true"], CONFIG, caller).env
     assert not {"AWS_PROFILE", "SPARK_HOME", "PYTHONPATH"} & set(env)
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+    assert env["AWS_ENDPOINT_URL_DYNAMODB"] == "http://127.0.0.1:4581"  # boto3's per-service endpoint
     assert env["AWS_ACCESS_KEY_ID"] == "test"
 
 
