@@ -10,7 +10,8 @@
    unchanged, configured through ``AIRFLOW_VAR_RECSYS_TRAINING_CONFIG`` and the ``aws_local`` connection;
 5. print a summary: task states and durations, step durations, metrics table (with the paired comparison
    against production), the gate's rules, the live version, the served lists (users by source, list
-   lengths, items the user already had: must be 0) and the top-10 served to a sample user with titles;
+   lengths, items the user already had: must be 0) and the top-10 served to a sample user with titles,
+   then one line naming the run history page (``make report``'s, var/report/index.html);
 6. stop the stack (unless ``--keep-stack``); outputs stay in var/ and in the stack's S3 folder.
 """
 
@@ -97,7 +98,8 @@ def local_client(service: str):
         aws_secret_access_key=RESOURCES["aws_secret_access_key"],
         region_name=RESOURCES["region"],
     )
-    endpoint = RESOURCES["endpoints"]["emr" if service == "emr" else "localstack"]
+    endpoints = RESOURCES["endpoints"]  # EMR and DynamoDB have local endpoints of their own
+    endpoint = endpoints.get(service, endpoints["localstack"])
     return session.client(service, endpoint_url=endpoint)
 
 
@@ -177,6 +179,9 @@ def run(run_date: str, keep_stack: bool, user: Optional[str], overrides: Optiona
         timings["airflow dags test"] = time.perf_counter() - started
         rows = task_rows(env, run_date)
         print(summary(env, s3, emr, run_date, user, timings, rows))
+        from tools.run_report import report_line  # one line: the page's path, or a warning; never raises
+
+        print(report_line(s3, local_config(version, **(overrides or {}))), flush=True)
         code = verdict(returncode, rows)
         if code:
             print(failure_lines(s3, rows, log_path), file=sys.stderr)
