@@ -37,6 +37,19 @@ $(STAMP): requirements/dev.txt requirements/bootstrap.txt
 .PHONY: setup
 setup: check-java $(STAMP) ## create .venv and install everything (idempotent)
 
+# The reference StatsD server (Etsy's statsd, pinned in tools/statsd/package.json) for make airflow STATSD=1
+# and its test: node_modules in tools/statsd/ (git-ignored), no lock file, no optional dependencies.
+STATSD_DIR := tools/statsd
+STATSD_STAMP := $(STATSD_DIR)/node_modules/.installed
+
+$(STATSD_STAMP): $(STATSD_DIR)/package.json
+	@command -v npm >/dev/null 2>&1 || { echo "ERROR: npm not found. make airflow STATSD=1 and its test need Node.js 18+ and npm (e.g. apt-get install nodejs npm)." >&2; exit 1; }
+	npm install --prefix $(STATSD_DIR) --no-package-lock --omit=optional --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: statsd-setup
+statsd-setup: $(STATSD_STAMP) ## install the local StatsD server into tools/statsd/node_modules (idempotent)
+
 # Everything below runs inside the project's environment: .venv first on PATH (spark-submit needs it),
 # local Spark defaults and quiet logging from emr_configs/local-spark.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
@@ -70,8 +83,8 @@ tune: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) ## the recsys
 	$(PY) -m tools.local_tune --run-date $(RUN_DATE) $(if $(KEEP_STACK),--keep-stack) $(if $(CONFIG),--config '$(CONFIG)')
 
 .PHONY: airflow
-airflow: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) ## Airflow (UI, scheduler, DAG processor, triggerer) on 127.0.0.1:8080 wired to the local stack (Ctrl-C stops it)
-	$(PY) -m tools.local_airflow --run-date $(RUN_DATE)
+airflow: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) $(if $(STATSD),$(STATSD_STAMP)) ## Airflow (UI, scheduler, DAG processor, triggerer) on 127.0.0.1:8080 wired to the local stack (Ctrl-C stops it; STATSD=1: Airflow's metrics to a StatsD server on 127.0.0.1:8125)
+	$(PY) -m tools.local_airflow --run-date $(RUN_DATE) $(if $(STATSD),--statsd)
 
 .PHONY: airflow-screenshot
 airflow-screenshot: $(STAMP) ## PNG of a run's graph view from a running make airflow (RUN_ID=..., needs Chromium)
@@ -107,12 +120,12 @@ alarms: $(STAMP) ## create/update the stale-model CloudWatch alarm (no promotion
 # (LOCALSTACK_PORT honoured) and the test credentials, all from localstack/resources.json. LocalStack keeps
 # S3 in memory: use these while the stack is up (make run KEEP_STACK=1, make airflow). For real S3 run
 # python -m tools.registry_cli yourself (README, "Rolling back a model").
-LOCAL_REGISTRY_CLI = read -r bucket endpoint key secret region < <(PYTHONPATH=localstack $(PY) -c \
+LOCAL_STACK_ENV = read -r bucket endpoint key secret region < <(PYTHONPATH=localstack $(PY) -c \
 	  'from local_aws.settings import load_resources, load_settings; r = load_resources(); \
 	  print(r["buckets"]["artifacts"], load_settings().localstack_url, r["aws_access_key_id"], \
 	  r["aws_secret_access_key"], r["region"])'); \
-	  env -u AWS_PROFILE AWS_ACCESS_KEY_ID="$$key" AWS_SECRET_ACCESS_KEY="$$secret" AWS_DEFAULT_REGION="$$region" \
-	  $(PY) -m tools.registry_cli
+	  env -u AWS_PROFILE AWS_ACCESS_KEY_ID="$$key" AWS_SECRET_ACCESS_KEY="$$secret" AWS_DEFAULT_REGION="$$region"
+LOCAL_REGISTRY_CLI = $(LOCAL_STACK_ENV) $(PY) -m tools.registry_cli
 
 .PHONY: registry
 registry: $(STAMP) ## the local stack's model registry: latest.json and the versions, newest first
@@ -124,8 +137,20 @@ rollback: $(STAMP) ## point the local stack's latest.json back at a complete ver
 	@$(LOCAL_REGISTRY_CLI) rollback --registry "s3://$$bucket/registry" --endpoint-url "$$endpoint" \
 	  --version "$$VERSION" --reason "$$REASON" $${BY:+--by "$$BY"}
 
+# The run history page (tools/run_report.py), like make registry: by default the running local stack
+# (its endpoint, LOCALSTACK_PORT honoured, and test credentials, from localstack/resources.json) with make
+# run's config. ENDPOINT_URL=<url> reads that S3 endpoint instead, and ENDPOINT_URL= (empty) real S3, both
+# with the default AWS credential chain and the config in force (AIRFLOW_VAR_RECSYS_TRAINING_CONFIG).
+.PHONY: report
+report: $(STAMP) ## the run history as a page with a plot, var/report/index.html (local stack; ENDPOINT_URL=[url]: that S3 / AWS)
+ifeq ($(origin ENDPOINT_URL),undefined)
+	@$(LOCAL_STACK_ENV) $(PY) -m tools.run_report --local --endpoint-url "$$endpoint"
+else
+	$(PY) -m tools.run_report $(if $(ENDPOINT_URL),--endpoint-url "$(ENDPOINT_URL)")
+endif
+
 .PHONY: test
-test: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) lint ## lint, then every suite: unit, Spark, DAG (moto), local stack, end to end
+test: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(STATSD_STAMP) lint ## lint, then every suite: unit, Spark, DAG (moto), local stack, end to end
 	$(PY) -m pytest
 
 .PHONY: test-unit

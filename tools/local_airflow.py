@@ -10,6 +10,12 @@ on every interface; here the API server binds 127.0.0.1 and the log servers are 
 task logs from the local files). Each component logs to var/airflow-ui/components/<component>.log and its PID
 is kept in var/airflow-ui/<component>.pid. Ctrl-C (or SIGTERM) stops them by those PIDs; the stack stays
 up (``make local-down`` stops it). Local only: every user is an admin, no password.
+
+With ``--statsd`` (``make airflow STATSD=1``) it first starts the reference StatsD server (Etsy's statsd,
+tools/statsd/, on node) on UDP 127.0.0.1:8125, management console on TCP 127.0.0.1:8126, as one more
+component (log, PID file, stopped by its PID), and Airflow sends its own metrics there
+(``[metrics] statsd_on``, prefix ``airflow``). Every flush (10 s) of what arrived is one JSON line in
+var/airflow-ui/statsd/metrics.jsonl, rewritten each session.
 """
 
 from __future__ import annotations
@@ -17,11 +23,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from tools.local_run import DAG_ID, ROOT, airflow_env, clients, load_and_deploy, local_config
@@ -37,9 +46,29 @@ COMPONENTS: Dict[str, List[str]] = {
 }
 STOP_GRACE_S = 30
 
+# The reference StatsD server, installed by `make statsd-setup` (tools/statsd/package.json pins it).
+STATSD_DIR = ROOT / "tools" / "statsd"
+STATSD_SERVER = STATSD_DIR / "node_modules" / "statsd" / "stats.js"
+STATSD_CONFIG = STATSD_DIR / "config.js"
+STATSD_PORT = 8125  # UDP, where Airflow sends
+STATSD_MGMT_PORT = 8126  # TCP, statsd's management console (health, counters, timers, gauges)
+STATSD_PREFIX = "airflow"
+STATSD_FLUSH_MS = 10_000
 
-def ui_env(code_version: str, port: int) -> Dict[str, str]:
-    """The airflow CLI environment of ``make run``, plus the UI's own home, loopback API and local auth."""
+
+def statsd_env(port: int, prefix: str = STATSD_PREFIX) -> Dict[str, str]:
+    """Airflow's [metrics] settings that send its metrics to a StatsD server on 127.0.0.1:``port``."""
+    return {
+        "AIRFLOW__METRICS__STATSD_ON": "True",
+        "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+        "AIRFLOW__METRICS__STATSD_PORT": str(port),
+        "AIRFLOW__METRICS__STATSD_PREFIX": prefix,
+    }
+
+
+def ui_env(code_version: str, port: int, statsd_port: Optional[int] = None) -> Dict[str, str]:
+    """The airflow CLI environment of ``make run``, plus the UI's own home, loopback API and local auth;
+    with ``statsd_port``, Airflow's metrics go to StatsD on that port of 127.0.0.1."""
     # Manual triggers only: the nightly schedule would start a run for today, whose data is not loaded, and
     # with max_active_runs=1 that run would block the one a person triggers.
     env = airflow_env(local_config(code_version, schedule=None))
@@ -56,12 +85,14 @@ def ui_env(code_version: str, port: int) -> Dict[str, str]:
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         }
     )
+    if statsd_port is not None:
+        env.update(statsd_env(statsd_port))
     return env
 
 
-def prepare_db(env: Dict[str, str]) -> None:
+def prepare_db(env: Dict[str, str], dag_id: str = DAG_ID) -> None:
     """Migrate the UI's DB and register the DAG unpaused (paused-at-creation only covers new DAGs)."""
-    for command in (["db", "migrate"], ["dags", "reserialize"], ["dags", "unpause", DAG_ID]):
+    for command in (["db", "migrate"], ["dags", "reserialize"], ["dags", "unpause", dag_id]):
         subprocess.run(
             [sys.executable, "-m", "airflow", *command],
             check=True,
@@ -92,9 +123,79 @@ def start(env: Dict[str, str]) -> Dict[str, subprocess.Popen]:
     return processes
 
 
+def statsd_metrics_file() -> Path:
+    """Where the StatsD server's backend appends one JSON line per flush (tools/statsd/jsonl_backend.js)."""
+    return UI_AIRFLOW_HOME / "statsd" / "metrics.jsonl"
+
+
+def start_statsd(
+    port: int = STATSD_PORT, mgmt_port: int = STATSD_MGMT_PORT, flush_ms: int = STATSD_FLUSH_MS
+) -> Dict[str, subprocess.Popen]:
+    """Start the StatsD server on 127.0.0.1 (UDP ``port``, TCP ``mgmt_port``) as the component "statsd":
+    output in components/statsd.log, PID in statsd.pid, a fresh metrics file. Stopped by ``stop``."""
+    node = shutil.which("node")
+    if node is None or not STATSD_SERVER.exists():
+        raise RuntimeError(
+            "the StatsD server needs Node.js and `make statsd-setup` (tools/statsd/node_modules/)"
+        )
+    metrics = statsd_metrics_file()
+    metrics.parent.mkdir(parents=True, exist_ok=True)
+    metrics.unlink(missing_ok=True)
+    COMPONENT_LOGS.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "STATSD_PORT": str(port),
+        "STATSD_MGMT_PORT": str(mgmt_port),
+        "STATSD_FLUSH_INTERVAL_MS": str(flush_ms),
+        "STATSD_METRICS_FILE": str(metrics),
+    }
+    with open(COMPONENT_LOGS / "statsd.log", "ab") as log:
+        process = subprocess.Popen(  # own session, like the Airflow components (see start)
+            [node, str(STATSD_SERVER), str(STATSD_CONFIG)],
+            cwd=STATSD_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    (UI_AIRFLOW_HOME / "statsd.pid").write_text(f"{process.pid}\n")
+    return {"statsd": process}
+
+
+def statsd_health(mgmt_port: int) -> Optional[str]:
+    """The StatsD server's answer to ``health`` on its management console ("health: up"), None if none."""
+    try:
+        with socket.create_connection(("127.0.0.1", mgmt_port), timeout=2) as conn:
+            conn.sendall(b"health\n")
+            return conn.recv(64).decode("ascii", "replace").strip() or None
+    except OSError:
+        return None
+
+
+def wait_until_statsd_ready(
+    mgmt_port: int, processes: Dict[str, subprocess.Popen], timeout_s: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        dead = died(processes)
+        if dead:
+            raise RuntimeError(dead)
+        if statsd_health(mgmt_port) == "health: up":
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"the StatsD server did not answer on 127.0.0.1:{mgmt_port} within {timeout_s:.0f} s")
+
+
 def stop(processes: Dict[str, subprocess.Popen]) -> None:
     """SIGTERM each component by its PID, SIGKILL it after the grace period, then SIGKILL whatever is
-    left in its process group (e.g. executor workers of a scheduler that did not stop them)."""
+    left in its process group (e.g. executor workers of a scheduler that did not stop them). The StatsD
+    server goes last, so that it still receives what the Airflow components send while they stop."""
+    airflow = {name: process for name, process in processes.items() if name != "statsd"}
+    _stop(airflow)
+    _stop({name: process for name, process in processes.items() if name == "statsd"})
+
+
+def _stop(processes: Dict[str, subprocess.Popen]) -> None:
     for process in processes.values():
         if process.poll() is None:
             process.terminate()
@@ -129,7 +230,9 @@ def died(processes: Dict[str, subprocess.Popen]) -> Optional[str]:
     for name, process in processes.items():
         if process.poll() is not None:
             log = COMPONENT_LOGS / f"{name}.log"
-            return f"airflow {name} exited with code {process.returncode}; see {log.relative_to(ROOT)}"
+            component = name if name == "statsd" else f"airflow {name}"
+            shown = log.relative_to(ROOT) if log.is_relative_to(ROOT) else log
+            return f"{component} exited with code {process.returncode}; see {shown}"
     return None
 
 
@@ -142,22 +245,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8080, help="UI/API port on 127.0.0.1")
     parser.add_argument("--run-date", default="1998-04-22", help="day whose raw data is loaded")
+    parser.add_argument(
+        "--statsd",
+        action="store_true",
+        help=f"start a StatsD server on 127.0.0.1 (UDP {STATSD_PORT}) and send Airflow's metrics to it",
+    )
+    parser.add_argument("--statsd-port", type=int, default=STATSD_PORT, help="StatsD's UDP port on 127.0.0.1")
+    parser.add_argument(
+        "--statsd-mgmt-port", type=int, default=STATSD_MGMT_PORT, help="StatsD's management TCP port"
+    )
     args = parser.parse_args(argv)
 
     stack_env = {**os.environ, "PYTHONPATH": str(ROOT / "localstack")}
     subprocess.run([sys.executable, "-m", "local_aws", "up"], check=True, env=stack_env)
     s3, _ = clients()
     _, version = load_and_deploy(s3, args.run_date)
-    env = ui_env(version, args.port)
+    env = ui_env(version, args.port, statsd_port=args.statsd_port if args.statsd else None)
     UI_AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
     prepare_db(env)
 
     # Installed explicitly: a shell's `make airflow &` starts us with SIGINT ignored.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    processes = start(env)
+    processes = start_statsd(args.statsd_port, args.statsd_mgmt_port) if args.statsd else {}
     base_url = f"http://127.0.0.1:{args.port}"
     try:
+        if args.statsd:
+            wait_until_statsd_ready(args.statsd_mgmt_port, processes)
+        processes.update(start(env))
         wait_until_healthy(base_url, processes)
         print(
             f"\nAirflow UI: {base_url}/dags/{DAG_ID}\n"
@@ -167,6 +282,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f"Component logs: {COMPONENT_LOGS.relative_to(ROOT)}/<component>.log. Ctrl-C stops Airflow.",
             flush=True,
         )
+        if args.statsd:
+            print(
+                f"StatsD: Airflow's metrics (prefix {STATSD_PREFIX}) to udp 127.0.0.1:{args.statsd_port}; "
+                f"each {STATSD_FLUSH_MS // 1000} s flush in "
+                f"{statsd_metrics_file().relative_to(ROOT)}; console: "
+                f"echo counters | nc 127.0.0.1 {args.statsd_mgmt_port}",
+                flush=True,
+            )
         while True:
             dead = died(processes)
             if dead:
