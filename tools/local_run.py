@@ -151,7 +151,10 @@ def run(run_date: str, keep_stack: bool, user: Optional[str], overrides: Optiona
     timings: Dict[str, float] = {}
     local_aws = [sys.executable, "-m", "local_aws"]
     stack_env = {**os.environ, "PYTHONPATH": str(ROOT / "localstack")}
-    timed("local stack up", timings, [*local_aws, "up"], env=stack_env)
+    timed("local stack up", timings, [*local_aws, "up"], env=stack_env, quiet=True)
+    print(
+        f"local stack up in {timings['local stack up']:.1f} s (make local-status for its servers)", flush=True
+    )
     try:
         s3, emr = clients()
         started = time.perf_counter()
@@ -188,7 +191,10 @@ def run(run_date: str, keep_stack: bool, user: Optional[str], overrides: Optiona
         return code
     finally:
         if not keep_stack:
-            subprocess.run([*local_aws, "down"], check=False, env=stack_env)
+            stopped = subprocess.run(
+                [*local_aws, "down"], check=False, env=stack_env, capture_output=True, text=True
+            )
+            print("local stack stopped" if stopped.returncode == 0 else stopped.stdout + stopped.stderr)
 
 
 def airflow_json(env: Dict[str, str], *args: str):
