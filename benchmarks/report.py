@@ -2,9 +2,9 @@
 
     python -m benchmarks.report [--quick] [--results DIR] [--out-dir docs] [--total-seconds S]
 
-Reads ``var/bench/results/<mode>/{parse_logs,parse_native,train,quality,overheads,chain}.json`` (a missing
-benchmark gets a "did not run" note) and writes ``<out-dir>/benchmarks.md`` and ``<out-dir>/bench_*.png``.
-The headline table comes first and is copied into the closing note.
+Reads ``var/bench/results/<mode>/{parse_logs,parse_native,train,quality,overheads,chain,serving}.json``
+(a missing benchmark gets a "did not run" note) and writes ``<out-dir>/benchmarks.md`` and
+``<out-dir>/bench_*.png``. The headline table comes first and is copied into the closing note.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from benchmarks import plots
+from benchmarks.bench_serving import fmt_duration
 from benchmarks.env import DOCS, WORK
 from benchmarks.results import load, results_dir
 from benchmarks.tables import (
@@ -169,6 +170,27 @@ def headline_rows(docs: Dict[str, Optional[Dict[str, Any]]]) -> List[List[str]]:
                 fmt_load(chain["rounds"][0]["load_before"], last["load_after"]),
             ]
         )
+    serving = docs.get("serving")
+    if serving:
+        loads, rows_ = serving["loads"], serving["lookups"]["rows"]
+        cached, uncached = rows_[0]["latency"], rows_[1]["latency"]
+        fastest = max(serving["capacity"]["at_rate"], key=lambda r: r["units_per_s"])
+        rows.append(
+            [
+                f"serving layer on moto over loopback (not DynamoDB), {fmt_count(serving['data']['users'])} "
+                "10-item lists",
+                "load "
+                + " / ".join(f"{r['threads']}" for r in loads)
+                + " threads: "
+                + " / ".join(f"{r['lists_per_s']:,.0f}" for r in loads)
+                + " lists/s; lookup p50 / p99 "
+                f"{cached['p50_ms']:.1f} / {cached['p99_ms']:.1f} ms (pointer cached), "
+                f"{uncached['p50_ms']:.1f} / {uncached['p99_ms']:.1f} ms (pointer read per lookup); "
+                f"real DynamoDB, {fmt_count(serving['capacity']['users'])} users at "
+                f"{fastest['units_per_s']:,} write units/s: {fmt_duration(fastest['seconds'])} (arithmetic)",
+                fmt_load(loads[0]["load_before"], rows_[-1]["load_after"]),
+            ]
+        )
     return rows
 
 
@@ -204,7 +226,7 @@ def machine_section(docs: Dict[str, Optional[Dict[str, Any]]], total_seconds: Op
     ]
     if total_seconds:
         target = "make bench-quick" if present[0]["mode"] == "quick" else "make bench"
-        rows.append([f"whole `{target}` (six benchmarks)", fmt_seconds(total_seconds)])
+        rows.append([f"whole `{target}` (seven benchmarks)", fmt_seconds(total_seconds)])
     return markdown_table(["", ""], rows, "ll")
 
 
@@ -801,6 +823,151 @@ def chain_section(doc: Optional[Dict[str, Any]]) -> str:
     )
 
 
+def serving_section(doc: Optional[Dict[str, Any]]) -> str:
+    """Load throughput and lookup latency on the local DynamoDB endpoint, and the capacity arithmetic
+    for real DynamoDB."""
+    if not doc:
+        return "_serving benchmark did not run._"
+    data, loads, look, cap = doc["data"], doc["loads"], doc["lookups"], doc["capacity"]
+    units = ", ".join(f"{n:,} of {u} unit(s)" for u, n in data["write_units"].items())
+    load_rows = [
+        [
+            str(r["threads"]),
+            fmt_seconds(r["seconds"]),
+            f"{r['lists_per_s']:,.0f}",
+            f"{r['requests_per_s']:,.0f}",
+            f"{r['counts']['write_units']:,}",
+            f"{r['client_cpu_ms_per_1000_lists']:,.0f} ms",
+            f"{r['server_cpu_ms_per_1000_lists']:,.0f} ms",
+            f"{r['cores_used']:.2f}",
+            fmt_mib(r["server_rss_mib_after"]),
+            fmt_load(r["load_before"], r["load_after"]),
+        ]
+        for r in loads
+    ]
+    load_headers = [
+        "threads",
+        "wall",
+        "lists/s",
+        "requests/s",
+        "write units",
+        "client CPU / 1k lists",
+        "server CPU / 1k lists",
+        "cores used",
+        "server RSS after",
+        "load",
+    ]
+    best_client = min(r["client_cpu_ms_per_1000_lists"] for r in loads)
+    client_rate = 1e6 / best_client  # lists per client CPU second
+    quota = max(r["units_per_s"] for r in cap["at_rate"])
+    quota_lists = quota / cap["units_per_list"]
+    lookup_rows = []
+    for r in look["rows"]:
+        lat = r["latency"]
+        by = r["by_source"]
+        lookup_rows.append(
+            [
+                "cached (default)" if r["pointer_ttl_s"] else "off (`pointer_ttl_s=0`)",
+                f"{r['pointer_ttl_s']:g} s",
+                f"{r['get_items_per_lookup']:.3f}",
+                f"{lat['p50_ms']:.2f}",
+                f"{lat['p90_ms']:.2f}",
+                f"{lat['p99_ms']:.2f}",
+                f"{lat['max_ms']:.1f}",
+                f"{by['model']['p50_ms']:.2f} / {by['popularity']['p50_ms']:.2f}",
+                f"{r['lookups_per_s']:,.0f}",
+                str(r["wrong_answers"]),
+                fmt_load(r["load_before"], r["load_after"]),
+            ]
+        )
+    lookup_headers = [
+        "pointer cache",
+        "pointer_ttl_s",
+        "GetItem / lookup",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "p50 ms user / popularity",
+        "lookups/s",
+        "wrong answers",
+        "load",
+    ]
+    rate_rows = [
+        [
+            f"{r['units_per_s']:,} units/s"
+            + (" (the default per-table quota)" if r["units_per_s"] == quota else ""),
+            f"{r['seconds']:,.0f} s ≈ {fmt_duration(r['seconds'])}",
+        ]
+        for r in cap["at_rate"]
+    ]
+    one, many = loads[0], loads[-1]
+    server_ceiling = 1e6 / min(r["server_cpu_ms_per_1000_lists"] for r in loads)
+    night_rows = [
+        [f"night {n['night']}", f"{n['units_per_s']:,} writes/s", f"{n['seconds']:,.0f} s ≈ "
+         f"{fmt_duration(n['seconds'])}"]
+        for n in cap["on_demand_nights"]
+    ]  # fmt: skip
+    return "\n\n".join(
+        [
+            "> **This is moto on loopback, not DynamoDB.** The endpoint is the local stack's DynamoDB "
+            "stand-in (`localstack/local_dynamodb`: moto's DynamoDB API in one Python process; no capacity, "
+            "no throttling, no network; localstack/README.md, *The local DynamoDB endpoint*). These numbers "
+            "measure the client's batching and threading overhead (`serving.load`, `serving.client`, "
+            "boto3) and the stand-in's own speed on this machine's 2 cores, which both share. They are not "
+            "DynamoDB's latency or throughput; DynamoDB's load time is the arithmetic further down.",
+            f"`python -m benchmarks.bench_serving`: {data['users']:,} synthetic users (seed {doc['seed']}), "
+            f"each a {data['items_per_list']}-item list of item ids from 1..{data['catalogue']:,} with "
+            f"descending scores; items of {data['bytes_min']} to {data['bytes_max']} bytes "
+            f"(`serving.table.item_size`), {units}. Each thread count loads them into one version "
+            f"(`{doc['endpoint']['version']}`) with `serving.load.load_lists` on a fresh endpoint, started "
+            "as the stack starts it (`python -m local_dynamodb.server`, `PYTHONPATH=localstack`) on a free "
+            "loopback port with a private copy of `localstack/resources.json`, and stopped by its PID; the "
+            "client is configured as `spark_jobs/load_serving.py` configures it (16 threads is the "
+            "library's bound). *Client CPU* is this process's (encoding, batching, boto3), *server CPU* "
+            "the endpoint's; *cores used* = both over the wall (2 at most here).",
+            markdown_table(load_headers, load_rows, "rrrrrrrrrl"),
+            f"{many['threads']} threads load at {many['lists_per_s'] / one['lists_per_s']:.2f}x the rate of "
+            f"{one['threads']}. The stand-in is one Python process (the GIL: one core at most) spending "
+            f"{min(r['server_cpu_ms_per_1000_lists'] for r in loads):,.0f} ms of CPU per 1,000 lists at "
+            f"best, a ceiling of about {server_ceiling:,.0f} lists/s whatever the client does; the client "
+            f"spends {one['client_cpu_ms_per_1000_lists']:,.0f} ms per 1,000 lists at {one['threads']} "
+            f"thread and {many['client_cpu_ms_per_1000_lists']:,.0f} ms at {many['threads']}. More threads "
+            "can only overlap the client's work with the server's, on 2 cores that other work shares: at "
+            f"{one['threads']} thread the two take turns (*cores used* {one['cores_used']:.2f}), at "
+            f"{many['threads']} they use {many['cores_used']:.2f}.",
+            f"**Lookups.** On the last endpoint the version is marked loaded (`serving.load.finish_load`) "
+            f"and made live (`serving.pointer.switch`); then {look['rows'][0]['lookups']:,} "
+            "`Recommender.recommend(user, n=10)` calls, one at a time, over loopback, for random known "
+            f"users and {look['unknown_share']:.0%} unknown users (answered with the version's popularity "
+            "list, cached per version), with the pointer cache on (the default) and off (`pointer_ttl_s=0`: "
+            f"a pointer GetItem before each list GetItem). {look['warmup']} warm-up calls first, not timed; "
+            "the same users in the same order for both rows. *GetItem / lookup* counted with a botocore "
+            "event hook; *wrong answers*: an answer not from the expected source or not 10 items.",
+            markdown_table(lookup_headers, lookup_rows, "llrrrrrrrrl"),
+            f"**Real DynamoDB, {fmt_count(cap['users'])} users (arithmetic, not measured).** The measured "
+            f"lists cost {cap['units_per_list']:g} write unit(s) each (`serving.table.write_units`): "
+            f"{cap['write_units']:,} units in {cap['requests']:,} BatchWriteItem requests of 25. The table "
+            "throughputs, the default per-table quota, and a new on-demand table's initial throughput and "
+            "its doubling are the figures docs/serving.md gives in *Capacity*, with the AWS pages they "
+            "come from.",
+            markdown_table(["table throughput", f"{fmt_count(cap['users'])} lists"], rate_rows, "lr"),
+            "A **new on-demand table** starts at its initial throughput and may take up to twice its "
+            "previous peak; if each nightly load runs at the most its previous night allows, the first "
+            "load is the slow one and the per-table quota is reached on night "
+            f"{cap['on_demand_nights'][-1]['night']} (faster from the first night with pre-warming or "
+            "provisioned capacity, both in docs/serving.md *Capacity*):",
+            markdown_table(["load into a new on-demand table", "throughput", "time"], night_rows, "lrr"),
+            f"**Client side.** The lowest client CPU measured above, {best_client:,.0f} ms per 1,000 lists, "
+            f"is about {client_rate:,.0f} lists per client CPU second. One Python process's threads share "
+            f"one core (the GIL), so {quota:,} units/s of these lists ({quota_lists:,.0f} lists/s) needs "
+            f"about {quota_lists / client_rate:.0f} loading processes' worth of CPU (Spark tasks, each with "
+            "`--threads` requests in flight). That is the client's CPU alone; the requests in flight "
+            "DynamoDB's latency calls for are docs/serving.md's estimate (*Capacity*), not measured here.",
+        ]
+    )
+
+
 # ---------------------------------------------------------------------------------------------------- page
 
 
@@ -813,7 +980,7 @@ def build_page(
     mode = next(d["mode"] for d in docs.values() if d)
     head = headline(docs)
     intro = (
-        "Generated by `make bench` (`benchmarks/report.py`) from one run of the six benchmark scripts in "
+        "Generated by `make bench` (`benchmarks/report.py`) from one run of the seven benchmark scripts in "
         "`benchmarks/`; every comparison on this page was measured in that run, on the machine described "
         "below. Benchmarks report; they assert no timing. `make bench-quick` runs the same scripts at small "
         "sizes (a smoke test, under 5 minutes) and writes its page under `var/bench/quick/`."
@@ -847,10 +1014,12 @@ def build_page(
         overheads_section(docs.get("overheads"), out_dir),
         "### The four-job chain against empty spark-submits, and where each job's time goes",
         chain_section(docs.get("chain")),
+        "## 5. Serving layer: load throughput and lookup latency (moto on loopback, not DynamoDB)",
+        serving_section(docs.get("serving")),
         "## Closing note",
         "Reproduce with `make bench` (about 30 minutes here) or `make bench-quick`; each script also runs "
         "alone (`python -m benchmarks.bench_parse_logs --help`, `bench_parse_native`, `bench_train`, "
-        "`bench_quality`, `bench_overheads`, `bench_chain`, then `benchmarks.report`). "
+        "`bench_quality`, `bench_overheads`, `bench_chain`, `bench_serving`, then `benchmarks.report`). "
         "Raw results: `var/bench/results/<mode>/*.json`. "
         "The headline again:",
         head,
@@ -867,7 +1036,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     folder = args.results or results_dir(args.quick)
     out_dir = args.out_dir or (WORK / "quick" if args.quick else DOCS)
-    names = ("parse_logs", "parse_native", "train", "quality", "overheads", "chain")
+    names = ("parse_logs", "parse_native", "train", "quality", "overheads", "chain", "serving")
     docs = {name: load(folder, name) for name in names}
     if not any(docs.values()):
         print(f"no results in {folder}", file=sys.stderr)

@@ -39,6 +39,7 @@ def commands(quick: bool, seed: int, spark_iterations: Optional[int]) -> List[Li
         [*python, "benchmarks.bench_quality", *common],
         [*python, "benchmarks.bench_overheads", *common],
         [*python, "benchmarks.bench_chain", *common],
+        [*python, "benchmarks.bench_serving", *common],
     ]
 
 
