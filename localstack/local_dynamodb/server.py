@@ -23,8 +23,8 @@ from typing import Any, List, Optional
 os.environ.setdefault("MOTO_ACCOUNT_ID", "000000000000")
 os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
 
-from flask import jsonify, request
-from local_emr.origin_guard import refusal
+from flask import jsonify
+from local_emr import origin_guard
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
@@ -72,16 +72,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     app.debug = False
     state: dict = {"tables": [], "error": None}
 
-    def guard() -> Any:
-        reason = refusal(
-            request.headers.get("Host"), request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site")
-        )
-        if reason:
-            LOG.warning("%s %s from %s: %s", request.method, request.path, request.remote_addr, reason)
-            return reason + "\n", 403, {"Content-Type": "text/plain; charset=utf-8"}
-        return None
-
-    app.before_request_funcs.setdefault(None, []).insert(0, guard)
+    origin_guard.install(app, LOG)  # first: nothing of moto's runs for a refused request
 
     @app.route("/_local_dynamodb/health", methods=["GET"])
     def health() -> Any:

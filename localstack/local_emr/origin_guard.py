@@ -11,7 +11,8 @@ page open in a browser must not be able to reach it:
   ``MOTO_DISABLE_GLOBAL_CORS`` is set, which the server does), so no page can read an answer.
 
 SDKs and the AWS CLI send neither ``Origin`` nor ``Sec-Fetch-*`` and use the endpoint URL's host.
-Pure functions; the server wires :func:`refusal` in before any request is handled.
+:func:`refusal` is pure; :func:`install` wires it into a Flask app (the local EMR and DynamoDB endpoints)
+before any other request handler.
 """
 
 from __future__ import annotations
@@ -52,3 +53,20 @@ def refusal(host: Optional[str], origin: Optional[str], fetch_site: Optional[str
     if (fetch_site or "").lower() == "cross-site":
         return "refused: cross-site request (Sec-Fetch-Site: cross-site)"
     return None
+
+
+def install(app, log) -> None:
+    """Refuse (403, plain text, logged) every request :func:`refusal` refuses, before anything of the
+    app's own runs: the guard is the first of ``app``'s before-request functions."""
+    from flask import request
+
+    def guard():
+        reason = refusal(
+            request.headers.get("Host"), request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site")
+        )
+        if reason:
+            log.warning("%s %s from %s: %s", request.method, request.path, request.remote_addr, reason)
+            return reason + "\n", 403, {"Content-Type": "text/plain; charset=utf-8"}
+        return None
+
+    app.before_request_funcs.setdefault(None, []).insert(0, guard)

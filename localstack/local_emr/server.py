@@ -24,13 +24,12 @@ from typing import Any, List, Optional
 os.environ.setdefault("MOTO_ACCOUNT_ID", "000000000000")
 os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
 
-from flask import jsonify, request
+from flask import jsonify
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from local_emr import moto_hooks
+from local_emr import moto_hooks, origin_guard
 from local_emr.config import load_config
-from local_emr.origin_guard import refusal
 from local_emr.runner import StepRunner
 
 LOG = logging.getLogger("local_emr.server")
@@ -61,17 +60,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     app = create_backend_app("emr")
     app.debug = False  # moto sets it; tracebacks in answers are not for this endpoint's callers
 
-    def guard() -> Any:
-        reason = refusal(
-            request.headers.get("Host"), request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site")
-        )
-        if reason:
-            LOG.warning("%s %s from %s: %s", request.method, request.path, request.remote_addr, reason)
-            return reason + "\n", 403, {"Content-Type": "text/plain; charset=utf-8"}
-        return None
-
-    # First of the before-request functions: nothing of moto's runs for a refused request.
-    app.before_request_funcs.setdefault(None, []).insert(0, guard)
+    origin_guard.install(app, LOG)  # first: nothing of moto's runs for a refused request
 
     @app.route("/_local_emr/health", methods=["GET"])
     def health() -> Any:
