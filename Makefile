@@ -120,10 +120,10 @@ alarms: $(STAMP) ## create/update the stale-model CloudWatch alarm (no promotion
 # (LOCALSTACK_PORT honoured) and the test credentials, all from localstack/resources.json. LocalStack keeps
 # S3 in memory: use these while the stack is up (make run KEEP_STACK=1, make airflow). For real S3 run
 # python -m tools.registry_cli yourself (README, "Rolling back a model").
-LOCAL_STACK_ENV = read -r bucket endpoint key secret region < <(PYTHONPATH=localstack $(PY) -c \
-	  'from local_aws.settings import load_resources, load_settings; r = load_resources(); \
-	  print(r["buckets"]["artifacts"], load_settings().localstack_url, r["aws_access_key_id"], \
-	  r["aws_secret_access_key"], r["region"])'); \
+LOCAL_STACK_ENV = read -r bucket endpoint key secret region table dynamodb < <(PYTHONPATH=localstack $(PY) -c \
+	  'from local_aws.settings import load_resources, load_settings; r = load_resources(); s = load_settings(); \
+	  print(r["buckets"]["artifacts"], s.localstack_url, r["aws_access_key_id"], \
+	  r["aws_secret_access_key"], r["region"], r["serving"]["table_name"], s.dynamodb_url)'); \
 	  env -u AWS_PROFILE AWS_ACCESS_KEY_ID="$$key" AWS_SECRET_ACCESS_KEY="$$secret" AWS_DEFAULT_REGION="$$region"
 LOCAL_REGISTRY_CLI = $(LOCAL_STACK_ENV) $(PY) -m tools.registry_cli
 
@@ -132,10 +132,18 @@ registry: $(STAMP) ## the local stack's model registry: latest.json and the vers
 	@$(LOCAL_REGISTRY_CLI) show --registry "s3://$$bucket/registry" --endpoint-url "$$endpoint"
 
 .PHONY: rollback
-rollback: $(STAMP) ## point the local stack's latest.json back at a complete version (VERSION=, REASON=, BY=)
+rollback: $(STAMP) ## point the local stack's latest.json and serving pointer back at a complete, loaded version (VERSION=, REASON=, BY=)
 	@test -n "$${VERSION:-}" && test -n "$${REASON:-}" || { echo "ERROR: usage: make rollback VERSION=<version> REASON=<why> [BY=<who>]" >&2; exit 2; }
 	@$(LOCAL_REGISTRY_CLI) rollback --registry "s3://$$bucket/registry" --endpoint-url "$$endpoint" \
+	  --serving-table "$$table" --dynamodb-endpoint-url "$$dynamodb" \
 	  --version "$$VERSION" --reason "$$REASON" $${BY:+--by "$$BY"}
+
+# USER is also the login name in every shell's environment: only USER= on the command line counts.
+.PHONY: recommend
+recommend: $(STAMP) ## one user's top N from the local stack's serving table (the live version), with MovieLens titles (USER=<user id>, N=10)
+	@$(if $(filter command line,$(origin USER)),true,echo "ERROR: usage: make recommend USER=<user id> [N=10]" >&2; exit 2)
+	@$(LOCAL_STACK_ENV) $(PY) -m serving.cli recommend --table "$$table" --endpoint-url "$$dynamodb" \
+	  --user "$(USER)" --n "$(or $(N),10)" $(if $(wildcard $(ML_RAW)/_items.jsonl),--titles $(ML_RAW)/_items.jsonl)
 
 # The run history page (tools/run_report.py), like make registry: by default the running local stack
 # (its endpoint, LOCALSTACK_PORT honoured, and test credentials, from localstack/resources.json) with make

@@ -2,8 +2,9 @@
 # recsys_training: nightly recommendation model on EMR
 
 **What it does.** For the logical date `ds` it waits for the day's raw interaction logs on S3, creates an
-EMR cluster, runs four Spark steps (`parse_logs` → `build_features` → `train_cf` → `evaluate`), always
-terminates the cluster, and then a quality gate either promotes the model or holds it.
+EMR cluster, runs five Spark steps (`parse_logs` → `build_features` → `train_cf` → `evaluate` →
+`load_serving`), always terminates the cluster, and then a quality gate either promotes the model or
+holds it.
 
 `train_cf` fits twice: the *evaluation model* on the training split (the gate judges it) and the *serving
 model* on every interaction of the window, whose top-`serve_k` lists exclude everything the user already
@@ -11,7 +12,10 @@ has (users outside the model get popularity lists). It also refits production's 
 same training split, so `evaluate` scores production and candidate on the same users and held-out
 interactions, neither having seen them. Promotion registers the serving model and its lists as a new
 version `registry/versions/<ds>_<cluster id>/` (one per training; never overwritten), then moves
-`registry/latest.json` to it by a conditional write, forward in logical date only. See docs/contracts.md.
+`registry/latest.json` to it by a conditional write, forward in logical date only. `load_serving` has
+already written the served lists into that version of the DynamoDB serving table (every run, held ones
+too; items expire after `serving_ttl_days`); once latest.json names the version, promotion switches the
+table's pointer to it, by the same forward-only rule. See docs/contracts.md and docs/serving.md.
 
 **When it fails (on call).**
 - An SNS alert names the task, the cluster id and, for a failed step, the cause: the job's own
@@ -42,8 +46,15 @@ version `registry/versions/<ds>_<cluster id>/` (one per training; never overwrit
   numbers) and sends them to CloudWatch (`Recsys/Pipeline`); `[recsys] METRICS NOT SENT` means only the
   metrics were lost: the run itself is unaffected and its numbers are in run.json.
   It fails (and alerts) when metrics are missing or malformed.
-- A bad model went live: `make rollback VERSION=<version> REASON=...` locally, or
-  `python -m tools.registry_cli rollback` against real S3 (README).
+- `watch_load_serving` failed: the lists did not all reach the serving table (the outcome record says
+  why: throttling outlasting the retries, a refused write into the live version, a count that did not
+  reconcile). Nothing was promoted; the version's partial items expire by TTL. Clear the run.
+- `promote_model` failed after latest.json moved (its log says `not switched live`, NotLoaded or
+  PointerConflict): the serving table still answers with the previous version. Clearing promote_model
+  is safe: registering and latest.json are then no-ops and only the switch is retried.
+- A bad model went live: `make rollback VERSION=<version> REASON=...` locally (latest.json and the
+  serving pointer), or `python -m tools.registry_cli rollback` and `python -m serving.cli rollback`
+  against real AWS (README).
 
 **Configuration.** One JSON object in the environment variable `AIRFLOW_VAR_RECSYS_TRAINING_CONFIG`
 overrides the documented defaults in `dags/recsys_dag/config.py` (buckets, prefixes, release label,
@@ -62,7 +73,7 @@ import os
 from airflow.providers.amazon.aws.operators.emr import EmrTerminateJobFlowOperator
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import DAG, Asset, AssetAlias, chain, task
-from recsys_dag import cost, promotion, registry, run_record, tuned_params
+from recsys_dag import cost, promotion, registry, run_record, serving_switch, tuned_params
 from recsys_dag.alerts import FailureAlert, publish
 from recsys_dag.cleanup import RunCleanup
 from recsys_dag.config import TRAINING_DAG_ID, load_config
@@ -91,6 +102,17 @@ task_timeout = dt.timedelta(seconds=cfg.task_timeout_seconds)
 # `make airflow` run), and a retry of a watch_ sensor is meant for worker restarts, not for that.
 data_sensor_mode = {"deferrable": cfg.deferrable, "mode": "poke" if cfg.deferrable else "reschedule"}
 step_sensor_mode = {"deferrable": cfg.deferrable, "mode": "poke"}
+
+
+def serving_region() -> str:
+    """The serving table's region for load_serving's ``--region``: the config's, else the AWS
+    connection's; "" when neither names one (the cluster's default then applies). Called while add_steps
+    renders, never at parse time."""
+    if cfg.region_name:
+        return cfg.region_name
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    return AwsBaseHook(aws_conn_id=cfg.aws_conn_id, client_type="dynamodb").region_name or ""
 
 
 def sensor_timeout(index: int) -> int:
@@ -127,6 +149,9 @@ with DAG(
         "code": code_locations(cfg),
         "run_locations": functools.partial(run_locations, cfg),
         "registry_locations": functools.partial(registry_locations, cfg),
+        # The version this training registers on promotion; load_serving writes its lists into it.
+        "model_version": registry.version_id,
+        "serving_region": serving_region,
     },
     doc_md=__doc__,
 ) as dag:
@@ -225,7 +250,9 @@ with DAG(
 
     @task(task_id="promote_model", outlets=[MODEL_UPDATES])
     def promote_model(ds=None, run_id=None, ti=None, outlet_events=None) -> dict:
-        """Register this training as a new version, then move latest.json to it (forward only)."""
+        """Register this training as a new version, move latest.json to it (forward only), then switch
+        the serving table's pointer to the version load_serving loaded (recsys_dag/serving_switch.py)."""
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         s3 = S3Hook(**aws).get_conn()
@@ -252,22 +279,37 @@ with DAG(
             documents={"metrics.json": pointer["metrics"], "gate.json": decision},
             manifest={"version": version, "ds": ds, "run_id": run_id, "pointer": pointer},
         )
+        dynamodb = AwsBaseHook(client_type="dynamodb", **aws).get_conn()
+        load_summary = registry.read_json(s3, run["serving_load"])
         if decision["make_live"]:
+            serving_switch.check_ready(dynamodb, cfg.serving_table, version, load_summary)
             live = {**registered["pointer"], "promoted_at": dt.datetime.now(dt.timezone.utc).isoformat()}
             moved = registry.move_latest(s3, reg["latest"], live)
         else:
             moved = registry.MoveResult(False, decision["reasons"][-1], None, 0)
         if moved.moved:  # the Asset event means "latest.json changed", nothing else
             outlet_events[MODEL_UPDATES].add(MODEL_ASSET, extra={"version": version})
+        # A retry of a promotion that had already moved the pointer: only the serving switch may be left.
+        already_live = not moved.moved and (moved.previous or {}).get("version") == version
+        served = None
+        if moved.moved or already_live:  # the serving table follows latest.json, never leads it
+            served = serving_switch.switch_to(
+                dynamodb,
+                cfg.serving_table,
+                version,
+                load_summary,
+                by=f"{DAG_ID}/{run_id}",
+                reason=f"promoted by the quality gate of {ds}",
+            )
         return {
             "version": version,
             "registered": registered["registered"],
             "live": moved.moved,
-            # A retry of a promotion that had already moved the pointer: nothing left to do.
-            "already_live": not moved.moved and (moved.previous or {}).get("version") == version,
+            "already_live": already_live,
             "note": moved.reason,
             "conflicts": moved.conflicts,
             "served_lists": pointer["served_lists"],
+            "serving": served,
         }
 
     @task(task_id="hold_model")

@@ -59,6 +59,7 @@ def local_config(code_version: str, **overrides) -> Dict[str, object]:
         "train_driver_memory_gb": 4,
         "train_max_result_size_gb": 2,
         "start_date": "1998-01-01",  # MovieLens-100K's ratings are from 1997-98
+        "serving_table": RESOURCES["serving"]["table_name"],  # created by the local DynamoDB endpoint
     }
     config.update(overrides)
     return config
@@ -84,6 +85,9 @@ def airflow_env(config: Dict[str, object]) -> Dict[str, str]:
             "AWS_ACCESS_KEY_ID": RESOURCES["aws_access_key_id"],
             "AWS_SECRET_ACCESS_KEY": RESOURCES["aws_secret_access_key"],
             "AWS_DEFAULT_REGION": RESOURCES["region"],
+            # The DAG imports the `serving` package (the pointer switch); a deployment installs this
+            # project into Airflow's environment, here the checkout is on the path instead.
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
         }
     )
     return env
@@ -281,6 +285,7 @@ def summary(
         lines.append(f"-- live model: {latest['version']} (s3://{arts}/registry/latest.json)")
     else:
         lines.append("-- live model: none (see gate.json) --")
+    lines.append(serving_line())
     served_uri = f"s3://{arts}/{run_prefix}/model/recommendations"
     if latest and latest.get("ds") == run_date and latest.get("recommendations"):
         served_uri = latest["recommendations"]  # what production serves now
@@ -297,6 +302,20 @@ def summary(
         lines.append("-- cost: unknown (no run.json, or the cluster had not ended)")
     lines.append("-- wall time: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items()))
     return "\n".join(lines)
+
+
+def serving_line() -> str:
+    """What the local serving table's pointer names: the version applications are answered from."""
+    from serving.pointer import read_pointer
+
+    table = RESOURCES["serving"]["table_name"]
+    live = read_pointer(local_client("dynamodb"), table)
+    if live is None:
+        return f"-- serving table {table}: no live version --"
+    return (
+        f"-- serving table {table}: live {live.version} ({live.lists} lists, {live.action} by {live.by}); "
+        "make recommend USER=<id> reads it (KEEP_STACK=1) --"
+    )
 
 
 def failure_lines(s3, rows: List[dict], log_path: Path) -> str:

@@ -1,9 +1,10 @@
 """Print the EMR instance profile's policy for the configuration in force (the DAG config's env var).
 
-    python -m tools.render_emr_policy [--region eu-west-1] [--placeholders]
+    python -m tools.render_emr_policy [--region eu-west-1] [--account 123456789012] [--placeholders]
 
-``--placeholders`` leaves the buckets and region as ``${...}``: what
-``emr_configs/iam/emr-instance-profile-policy.json`` holds (``make iam-policy`` rewrites it).
+``--placeholders`` leaves the buckets as ``${...}`` (and the region and account unless given): what
+``emr_configs/iam/emr-instance-profile-policy.json`` holds (``--placeholders`` without region or
+account rewrites it exactly).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from recsys_dag.config import load_config
 from recsys_dag.emr_policy import instance_profile_policy, placeholder_config
 
 
-def render(placeholders: bool, region: Optional[str]) -> str:
+def render(placeholders: bool, region: Optional[str], account: Optional[str] = None) -> str:
     cfg = load_config()
     if placeholders:
         cfg = placeholder_config(cfg)
-    return json.dumps(instance_profile_policy(cfg, region or "${Region}"), indent=2) + "\n"
+    policy = instance_profile_policy(cfg, region or "${Region}", account or "${AccountId}")
+    return json.dumps(policy, indent=2) + "\n"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -33,10 +35,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--region", default=None, help="the cluster's region (default: the ${Region} placeholder)"
     )
     parser.add_argument(
+        "--account", default=None, help="the AWS account id (default: the ${AccountId} placeholder)"
+    )
+    parser.add_argument(
         "--placeholders", action="store_true", help="buckets as ${DataBucket} / ${ArtifactBucket}"
     )
     args = parser.parse_args(argv)
-    sys.stdout.write(render(args.placeholders, args.region))
+    sys.stdout.write(render(args.placeholders, args.region, args.account))
     return 0
 
 

@@ -92,6 +92,14 @@ class PipelineConfig:
     k: int = 10  # evaluation cut-off: metrics and the gate are @k
     serve_k: int = 100  # length of each served list
     seed: int = 42
+    # --- serving (DynamoDB; serving/table.py, docs/serving.md): load_serving writes every run's lists
+    # into the run's version; promote_model switches the table's pointer to it.
+    serving_table: str = "recsys-serving"
+    # Every loaded item expires this many days after its load (DynamoDB TTL), the live version's too:
+    # at least 7 days more than stale_model_hours, so the stale-model alarm fires a week or more before
+    # an unrefreshed live version would lose its lists.
+    serving_ttl_days: int = 30
+    serving_load_threads: int = 4  # BatchWriteItem requests in flight per Spark task (1..16)
     # --- quality gate (evaluation model on the day's holdout; production's configuration refitted on the
     # same training split and scored on the same users: see docs/contracts.md)
     min_ndcg: float = 0.05  # absolute floor of NDCG@k
@@ -112,7 +120,7 @@ class PipelineConfig:
     start_date: str = "2024-01-01"  # first logical date (YYYY-MM-DD, UTC); earlier dates run no task
     deferrable: bool = False  # deferrable sensors (needs a triggerer)
     # The time budget (checked at parse time, see time_budget()): with the defaults below a run needs at
-    # most 12 h 28 min of its 14 h dagrun_timeout. A 02:00 UTC run therefore ends by 16:00 UTC whatever
+    # most 14 h 0 min, exactly its 14 h dagrun_timeout. A 02:00 UTC run therefore ends by 16:00 UTC whatever
     # happens, leaving on call the rest of the day to fix and rerun the date before the next 02:00 run
     # (max_active_runs=1: a run still going at 02:00 would hold the next day back).
     # Raw data lands shortly after midnight; still missing at 06:00 it is an upstream incident to alert on.
@@ -318,14 +326,24 @@ def _check_durations(config: PipelineConfig) -> None:
         raise ValueError("step_transient_backoff_max_seconds must be >= step_transient_backoff_seconds")
     if not 1 <= config.stale_model_hours <= 168:
         raise ValueError("stale_model_hours must be 1..168 (CloudWatch evaluates at most 7 days)")
+    if config.serving_ttl_days * 24 < config.stale_model_hours + 7 * 24:
+        raise ValueError(
+            f"serving_ttl_days {config.serving_ttl_days} must be at least 7 days more than stale_model_hours "
+            f"{config.stale_model_hours} h: the live version's lists expire serving_ttl_days after its load, "
+            "and the stale-model alarm must leave on call a week to react before they do"
+        )
+    if not 1 <= config.serving_load_threads <= 16:
+        raise ValueError("serving_load_threads must be 1..16")
+    if not config.serving_table:
+        raise ValueError("serving_table must be a table name")
 
 
 # The DAG's shape as the budget sees it (tests/dags/test_dag_integrity.py checks these against the DAG):
-# four step sensors in a row, and the tasks on the run's critical path that retry with `retries` x
+# five step sensors in a row, and the tasks on the run's critical path that retry with `retries` x
 # `retry_delay_seconds`: wait_for_data, resolve_params, create_cluster, add_steps, quality_gate,
 # promote/hold, record_run, announce. (record_run's wait for the cluster's end, at most 15 min, is
 # within budget_margin_seconds.)
-BUDGET_STEPS = 4
+BUDGET_STEPS = 5
 BUDGET_RETRIED_TASKS = 8
 
 

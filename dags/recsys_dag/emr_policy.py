@@ -1,14 +1,15 @@
 """The EMR instance profile's policy, derived from the locations the steps use.
 
 Every process on the cluster (the Spark jobs, EMR's log pusher, the bootstrap action) acts as the
-instance profile. It may read the code and the inputs, write only the pipeline's own output prefixes,
-and nothing else in the account: no ``s3:*``, no other bucket, no other AWS service. The Airflow role
+instance profile. It may read the code and the inputs, write only the pipeline's own output prefixes and
+the serving table's version items (never its pointer), and nothing else in the account: no ``s3:*``, no
+other bucket, no other table, no other AWS service. The Airflow role
 (emr_configs/iam/airflow-recsys-policy.json) is separate: promotion, the registry's writes and alerts
 happen there, never on the cluster.
 
 ``python -m tools.render_emr_policy`` prints the document for the configuration in force;
-``emr_configs/iam/emr-instance-profile-policy.json`` is the default configuration's, with the buckets and
-region left as ``${...}`` placeholders. Pure functions, no AWS calls.
+``emr_configs/iam/emr-instance-profile-policy.json`` is the default configuration's, with the buckets,
+region and account left as ``${...}`` placeholders. Pure functions, no AWS calls.
 """
 
 from __future__ import annotations
@@ -65,7 +66,24 @@ def _objects(pairs: List[Tuple[str, str]]) -> List[str]:
     return out
 
 
-def instance_profile_policy(cfg: PipelineConfig, region: str = "${Region}") -> Dict[str, Any]:
+# load_serving (serving/load.py) writes its version's items, all keyed "<version>#<user>" or
+# "<version>@<what>" with a version that starts with its date; it reads the pointer to refuse the live
+# version, and checks it again in the transaction that marks the version loaded. It can never write the
+# pointer ("@pointer", "@pointer#<seq>"): moving it is promotion's, in Airflow.
+SERVING_WRITE = ["dynamodb:BatchWriteItem", "dynamodb:PutItem"]
+SERVING_READ_POINTER = ["dynamodb:GetItem", "dynamodb:ConditionCheckItem"]
+VERSION_KEYS = ["????-??-??*"]
+POINTER_KEYS = ["@pointer"]
+
+
+def serving_table_arn(cfg: PipelineConfig, region: str, account: str) -> str:
+    """The serving table's ARN."""
+    return f"arn:aws:dynamodb:{region}:{account}:table/{cfg.serving_table}"
+
+
+def instance_profile_policy(
+    cfg: PipelineConfig, region: str = "${Region}", account: str = "${AccountId}"
+) -> Dict[str, Any]:
     """The IAM policy document (a dict) for the cluster's instance profile (``cfg.job_flow_role``)."""
     kinds = prefixes(cfg)
     buckets = sorted({bucket for pairs in kinds.values() for bucket, _ in pairs})
@@ -106,6 +124,23 @@ def instance_profile_policy(cfg: PipelineConfig, region: str = "${Region}") -> D
             "Resource": [f"arn:aws:s3:::{bucket}" for bucket in buckets],
         }
     )
+    table = serving_table_arn(cfg, region, account)
+    statements += [
+        {
+            "Sid": "LoadServingListsIntoTheirVersion",
+            "Effect": "Allow",
+            "Action": SERVING_WRITE,
+            "Resource": table,
+            "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": VERSION_KEYS}},
+        },
+        {
+            "Sid": "ReadTheServingPointer",
+            "Effect": "Allow",
+            "Action": SERVING_READ_POINTER,
+            "Resource": table,
+            "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": POINTER_KEYS}},
+        },
+    ]
     # EMR's own regional bucket (AWS-owned, read only): release components some EMR features fetch.
     statements.append(
         {

@@ -6,8 +6,8 @@ from typing import Dict
 
 from recsys_dag.config import PipelineConfig, cluster_architecture
 
-JOBS = ("parse_logs", "build_features", "train_cf", "evaluate")  # the nightly's steps, in order
-SERVING_JOBS = ("load_serving",)  # a version's lists into the serving table (not a nightly step yet)
+# The nightly's steps, in order; load_serving writes the run's lists into the serving table's version.
+JOBS = ("parse_logs", "build_features", "train_cf", "evaluate", "load_serving")
 TUNING_JOBS = ("tune_trial",)  # jobs only recsys_tuning runs (it also runs build_features)
 
 
@@ -28,7 +28,7 @@ def code_locations(cfg: PipelineConfig) -> Dict[str, str]:
         # The pinned wheels for the cluster's architecture, uploaded by make deploy (no index at start).
         "bootstrap_wheels": s3_uri(*base, "wheels", cluster_architecture(cfg)) + "/",
     }
-    jobs = JOBS + TUNING_JOBS + SERVING_JOBS
+    jobs = JOBS + TUNING_JOBS
     out.update({f"entry_{job}": s3_uri(*base, "jobs", f"{job}.py") for job in jobs})
     return out
 
@@ -57,6 +57,7 @@ def run_locations(cfg: PipelineConfig, ds: str) -> Dict[str, str]:
         "outcomes": s3_uri(*run, "outcomes"),  # <job>.json: each job's own outcome record
         "parse_stats": s3_uri(*run, "parse_logs_stats.json"),  # lines read/accepted/rejected, by reason
         "run_record": s3_uri(*run, "run.json"),  # cluster timeline, cost estimate, the run's metrics
+        "serving_load": s3_uri(*run, "serving_load.json"),  # load_serving's counts (version, lists written)
         "emr_logs": s3_uri(cfg.artifact_bucket, cfg.emr_log_prefix) + "/",
     }
 

@@ -74,4 +74,8 @@ def summary_line(
             f"served lists: {lists['users']} users ({lists['model_users']} model, "
             f"{lists['popularity_users']} popularity)"
         )
+    serving = (promoted or {}).get("serving")
+    if serving:
+        moved = "switched to" if serving["moved"] else "left at"
+        parts.append(f"serving table {serving['table']} {moved} {serving['live']}")
     return "; ".join(parts)

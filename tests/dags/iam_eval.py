@@ -4,15 +4,22 @@ community enforces IAM, so the tests decide themselves what a policy allows."""
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 
 def allows(
-    policy: dict, action: str, resource: str, tags: Optional[Dict[str, str]] = None, prefix: str = ""
+    policy: dict,
+    action: str,
+    resource: str,
+    tags: Optional[Dict[str, str]] = None,
+    prefix: str = "",
+    leading_keys: Sequence[str] = (),
 ) -> bool:
     """Whether an Allow statement grants ``action`` on ``resource``: ARN wildcards, and the conditions
-    these policies use (StringEquals on request/resource tags, StringLike on ``s3:prefix``). There is no
-    Deny in them, so the first matching Allow decides."""
+    these policies use (StringEquals on request/resource tags, StringLike on ``s3:prefix``,
+    ForAllValues:StringLike on ``dynamodb:LeadingKeys``: every partition key the request touches, given
+    as ``leading_keys``, must match one pattern). There is no Deny in them, so the first matching Allow
+    decides."""
     for statement in policy["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         resources = (
@@ -30,6 +37,8 @@ def allows(
         )
         like = condition.get("StringLike", {}).get("s3:prefix")
         prefix_ok = like is None or any(fnmatchcase(prefix, pattern) for pattern in like)
-        if tag_ok and prefix_ok:
+        keys = condition.get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+        keys_ok = keys is None or all(any(fnmatchcase(k, pattern) for pattern in keys) for k in leading_keys)
+        if tag_ok and prefix_ok and keys_ok:
             return True
     return False

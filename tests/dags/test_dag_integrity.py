@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from recsys_dag.locations import JOBS
 
 from tests.dags.conftest import DAG_FILE, DAGS
 
@@ -82,11 +83,12 @@ def test_structure(dag):
     assert ids(t["resolve_params"].downstream_list) == ["create_cluster"]
     assert t["create_cluster"].is_setup and t["terminate_cluster"].is_teardown
     assert "create_cluster" in t["terminate_cluster"].upstream_task_ids
-    order = ["add_steps", "watch_parse_logs", "watch_build_features", "watch_train_cf", "watch_evaluate"]
+    order = ["add_steps", *(f"watch_{job}" for job in JOBS)]
     for upstream, downstream in zip(order, order[1:]):
         assert downstream in t[upstream].downstream_task_ids
-    assert "terminate_cluster" in t["watch_evaluate"].downstream_task_ids
-    assert ids(t["quality_gate"].upstream_list) == ["watch_evaluate"]
+    # The gate judges only a version whose lists are all in the serving table.
+    assert "terminate_cluster" in t["watch_load_serving"].downstream_task_ids
+    assert ids(t["quality_gate"].upstream_list) == ["watch_load_serving"]
     assert ids(t["quality_gate"].downstream_list) == ["hold_model", "promote_model"]
     assert ids(t["announce"].upstream_list) == ["hold_model", "promote_model", "record_run"]
     assert ids(t["record_run"].upstream_list) == ["hold_model", "promote_model", "terminate_cluster"]
@@ -106,6 +108,7 @@ def test_step_sensors_name_the_steps(dag):
         "watch_build_features",
         "watch_train_cf",
         "watch_evaluate",
+        "watch_load_serving",
     ]
     for index, sensor in enumerate(sensors):
         assert f"[{index}]" in sensor.step_id
@@ -144,7 +147,7 @@ def test_sensor_modes_avoid_the_reschedule_race(dag):
     """Step sensors poke in-process; only the data sensor uses reschedule mode."""
     t = dag.task_dict
     assert t["wait_for_data"].mode == "reschedule" and t["wait_for_data"].retries >= 1
-    for job in ("parse_logs", "build_features", "train_cf", "evaluate"):
+    for job in JOBS:
         assert t[f"watch_{job}"].mode == "poke"
 
 

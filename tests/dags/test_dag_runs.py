@@ -1,9 +1,10 @@
-"""Whole DAG runs with ``dag.test()`` against in-process moto (S3, SNS, SQS, EMR).
+"""Whole DAG runs with ``dag.test()`` against in-process moto (S3, SNS, SQS, EMR, DynamoDB).
 
 EMR itself cannot run here, so moto stands in for its API and the test decides each step's state
-(moto never advances steps on its own). What the Spark steps would write to S3 (model objects and
-metrics.json) is put in place by the test; everything else is the DAG's real behaviour: real Airflow
-metadata DB, real provider operators and sensors, real SNS -> SQS delivery of alerts.
+(moto never advances steps on its own). What the Spark steps would write (model objects and
+metrics.json on S3; for load_serving, its summary and the version's loaded marker in the serving table)
+is put in place by the test; everything else is the DAG's real behaviour: real Airflow metadata DB, real
+provider operators and sensors, real SNS -> SQS delivery of alerts, the real pointer switch.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -19,9 +21,22 @@ import pytest
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.exceptions import JsonRESTError
+from moto.dynamodb.models import dynamodb_backends
 from moto.emr import models as emr_models
 from moto.s3.models import s3_backends
+from recsys_dag.config import PipelineConfig
+from recsys_dag.locations import JOBS
 
+from serving import pointer
+from serving.table import (
+    Loaded,
+    RankedList,
+    check_version,
+    encode_list,
+    encode_loaded,
+    ensure_table,
+    popularity_key,
+)
 from tests.dags.conftest import REGION, load_dag_module
 
 pytestmark = pytest.mark.dag
@@ -29,7 +44,8 @@ pytestmark = pytest.mark.dag
 DS = "2024-01-31"
 LOGICAL_DATE = dt.datetime(2024, 1, 31, 2, 0, tzinfo=dt.timezone.utc)
 LAKE, ARTS = "test-lake", "test-arts"
-JOBS = ("parse_logs", "build_features", "train_cf", "evaluate")
+SERVING_TABLE = PipelineConfig().serving_table
+SERVED_USERS = 120  # the users steps_wrote_outputs' params.json says have lists
 ACTIVE_CLUSTER_STATES = ["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING", "TERMINATING"]
 
 
@@ -68,6 +84,8 @@ class StepScript:
                 )
                 s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(bucket, key, gzip.compress(stderr.encode()))
             step.state = state
+            if state == "COMPLETED" and step.name == "load_serving":
+                step_loaded(list(step.args))
             return step
 
         def status(step):
@@ -86,6 +104,24 @@ class StepScript:
 
         monkeypatch.setattr(emr_models.ElasticMapReduceBackend, "describe_step", describe_step)
         monkeypatch.setattr(emr_models.Step, "status", property(status))
+
+
+def step_loaded(args: List[str]) -> None:
+    """What a completed load_serving step leaves behind (spark_jobs/load_serving.py): its summary on S3
+    and, in the serving table, the version's popularity list and loaded marker (the user lists
+    themselves are not written: the DAG never reads them)."""
+    version, table = args[args.index("--version") + 1], args[args.index("--table") + 1]
+    expires_at = int(time.time()) + 30 * 86400
+    popular = RankedList(("i1", "i2"), (9.0, 8.0), "popularity")
+    marker = Loaded(
+        version, check_version(version), SERVED_USERS, 2, "2024-01-31T03:00:00.000000Z", expires_at
+    )
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION]
+    backend.put_item(table, encode_list(popularity_key(version), popular, expires_at))
+    backend.put_item(table, encode_loaded(marker))
+    summary = {"version": version, "table": table, "users": SERVED_USERS, "lists_written": SERVED_USERS}
+    bucket, key = args[args.index("--summary") + 1][len("s3://") :].split("/", 1)
+    s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(bucket, key, json.dumps(summary).encode())
 
 
 def scored(version: str, difference: float, production_ndcg: float = 0.20) -> dict:
@@ -116,6 +152,8 @@ class World:
         self.sns = boto3.client("sns", **clients)
         self.sqs = boto3.client("sqs", **clients)
         self.emr = boto3.client("emr", **clients)
+        self.dynamodb = boto3.client("dynamodb", **clients)
+        ensure_table(self.dynamodb, SERVING_TABLE, wait_delay_s=1)
         for bucket in (LAKE, ARTS):
             self.s3.create_bucket(Bucket=bucket)
         self.topic_arn = self.sns.create_topic(Name="recsys-alerts")["TopicArn"]
@@ -197,6 +235,11 @@ class World:
             "metrics": {"k": 10, "model": {"ndcg@10": ndcg}},
         }
         self.s3.put_object(Bucket=ARTS, Key="registry/latest.json", Body=json.dumps(latest))
+
+    def serving_live(self) -> Optional[str]:
+        """The version the serving table's pointer names, or None."""
+        live = pointer.read_pointer(self.dynamodb, SERVING_TABLE)
+        return live.version if live else None
 
     def latest(self) -> Optional[dict]:
         try:
@@ -299,6 +342,16 @@ def test_happy_path_promotes_and_summarises(monkeypatch, world):
     (summary,) = world.messages()
     assert summary.startswith(f"recsys_training {DS}: promoted version {version}; ndcg@10=0.2000")
     assert "served lists: 120 users (100 model, 20 popularity)" in summary
+    # The serving table follows latest.json: its pointer names the promoted version, moved once.
+    assert world.serving_live() == version
+    assert f"serving table {SERVING_TABLE} switched to {version}" in summary
+    (move,) = pointer.history(world.dynamodb, SERVING_TABLE)
+    assert (move.action, move.previous, move.lists, move.by) == (
+        "switch",
+        None,
+        SERVED_USERS,
+        f"recsys_training/{dag_run.run_id}",
+    )
     events = asset_events()[events_before:]
     assert [event["extra"] for event in events] == [{"version": version}]  # latest.json changed once
 
@@ -320,7 +373,7 @@ def test_a_failed_step_fails_the_run_terminates_and_alerts(monkeypatch, world, f
     assert states["terminate_cluster"] == "success"
     (cluster,) = world.clusters()
     assert cluster["Status"]["State"] == "TERMINATED"
-    assert world.latest() is None
+    assert world.latest() is None and world.serving_live() is None
     (alert,) = world.messages()
     assert f"task: watch_{failing}" in alert
     assert f"cluster: {cluster['Id']}" in alert
@@ -362,6 +415,10 @@ def test_metrics_under_threshold_hold_the_model(monkeypatch, world):
     assert world.keys(ARTS, "registry/versions/") == []
     (summary,) = world.messages()
     assert "held: FAIL ndcg@10 0.0400 vs floor 0.0500" in summary
+    # The held version was loaded (its lists expire by TTL) but is never live.
+    (cluster,) = world.clusters()
+    assert pointer.read_loaded(world.dynamodb, SERVING_TABLE, f"{DS}_{cluster['Id']}") is not None
+    assert world.serving_live() is None
 
 
 def test_the_paired_comparison_holds_a_worse_model_that_beats_the_stored_number(monkeypatch, world):
@@ -431,6 +488,7 @@ def test_a_backfill_is_registered_but_never_made_live(monkeypatch, world):
     (summary,) = world.messages()
     assert f"registered version {DS}_{cluster['Id']}, not live: SKIP paired check" in summary
     assert len(asset_events()) == events_before
+    assert world.serving_live() is None  # a backfill never moves the serving pointer either
 
 
 def test_a_rerun_after_a_fix_is_promoted_as_a_new_version(monkeypatch, world):
@@ -459,6 +517,41 @@ def test_a_rerun_after_a_fix_is_promoted_as_a_new_version(monkeypatch, world):
     (summary,) = world.messages()
     assert f"promoted version {second['version']}" in summary
     assert f"paired vs production {first['version']} +0.0000" in summary
+    assert world.serving_live() == second["version"]  # same date: the rerun's version moves forward
+    assert [move.previous for move in pointer.history(world.dynamodb, SERVING_TABLE)] == [
+        first["version"],
+        None,
+    ]
+
+
+def test_a_load_that_did_not_reconcile_is_never_made_live(monkeypatch, world):
+    """load_serving's summary says fewer lists were written than users read: promote_model refuses
+    before latest.json moves, so production and the serving table both stay where they were."""
+    script = StepScript()
+    script.install(monkeypatch)
+    scripted = emr_models.ElasticMapReduceBackend.describe_step
+
+    def short_load(backend, cluster_id, step_id):
+        step = scripted(backend, cluster_id, step_id)
+        if step.name == "load_serving" and step.state == "COMPLETED":
+            args = list(step.args)
+            uri = args[args.index("--summary") + 1]
+            bucket, key = uri[len("s3://") :].split("/", 1)
+            summary = {"version": args[args.index("--version") + 1], "users": 120, "lists_written": 119}
+            s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(bucket, key, json.dumps(summary).encode())
+        return step
+
+    monkeypatch.setattr(emr_models.ElasticMapReduceBackend, "describe_step", short_load)
+    world.day_arrives()
+    world.steps_wrote_outputs(ndcg=0.20)
+
+    dag_run, states = run_dag(monkeypatch, world)
+
+    assert dag_run.state == "failed" and states["promote_model"] == "failed"
+    assert world.latest() is None and world.serving_live() is None
+    (alert,) = world.messages()
+    assert "task: promote_model" in alert
+    assert "the serving load did not reconcile: 119 lists written for 120 users" in alert
 
 
 def test_retried_add_steps_does_not_add_them_twice(monkeypatch, world):
@@ -478,8 +571,8 @@ def test_retried_add_steps_does_not_add_them_twice(monkeypatch, world):
     first = operator.execute(context)
     operator.steps = json.dumps(steps)  # a retry renders the template again
     second = operator.execute(context)
-    assert first == second and len(first) == 4
-    assert len(world.emr.list_steps(ClusterId=cluster_id)["Steps"]) == 4
+    assert first == second and len(first) == len(JOBS)
+    assert len(world.emr.list_steps(ClusterId=cluster_id)["Steps"]) == len(JOBS)
     world.emr.terminate_job_flows(JobFlowIds=[cluster_id])
 
 

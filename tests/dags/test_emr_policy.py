@@ -32,7 +32,7 @@ READS = {
     "--production-pointer",
     "--py-files",
 }
-WRITES = {"--output", "--rejects", "--outcome", "--stats"}
+WRITES = {"--output", "--rejects", "--outcome", "--stats", "--summary"}
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +104,11 @@ def violations(policy: dict, uses: List[Tuple[str, str, str]]) -> List[str]:
     return out
 
 
+ACCOUNT = "123456789012"
+
+
 def policy_for(cfg) -> dict:
-    return instance_profile_policy(cfg, region="us-east-1")
+    return instance_profile_policy(cfg, region="us-east-1", account=ACCOUNT)
 
 
 def test_every_location_the_steps_of_both_dags_touch_is_allowed(rendered_steps):
@@ -153,7 +156,7 @@ def test_a_step_touching_anything_else_is_refused(rendered_steps):
         for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
     ] + [f"{steps[-1]['Name']}: s3:ListBucket arts prefix not-a-pipeline-prefix/result.json/"]
     services = {action.split(":")[0] for s in policy["Statement"] for action in _actions(s)}
-    assert services == {"s3"}
+    assert services == {"s3", "dynamodb"}  # DynamoDB: the serving table only (the test below)
     assert "s3:*" not in {action for s in policy["Statement"] for action in _actions(s)}
 
 
@@ -168,3 +171,30 @@ def test_prefixes_follow_the_config_and_the_committed_document_is_the_defaults()
 
 def _actions(statement: Dict) -> List[str]:
     return statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+
+
+def test_the_load_step_writes_only_its_versions_items_and_reads_only_the_pointer(rendered_steps):
+    """What spark_jobs/load_serving.py sends (serving/load.py, serving/pointer.py), by key."""
+    cfg = config_from_mapping(BUCKETS)
+    policy = policy_for(cfg)
+    (load,) = [step for step in rendered_steps if step["Name"] == "load_serving"]
+    args = load["HadoopJarStep"]["Args"]
+    version, table_name = args[args.index("--version") + 1], args[args.index("--table") + 1]
+    assert table_name == cfg.serving_table
+    table = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/{table_name}"
+    users = [f"{version}#{user}" for user in ("1", "42", "user#with#hashes")]
+    assert allows(policy, "dynamodb:BatchWriteItem", table, leading_keys=users)
+    assert allows(
+        policy, "dynamodb:PutItem", table, leading_keys=[f"{version}@popularity", f"{version}@loaded"]
+    )
+    assert allows(policy, "dynamodb:GetItem", table, leading_keys=["@pointer"])
+    assert allows(policy, "dynamodb:ConditionCheckItem", table, leading_keys=["@pointer"])
+    # Never the pointer or its history (promotion's, in Airflow), never another table.
+    for keys in (["@pointer"], ["@pointer#000000000001"], [*users, "@pointer"]):
+        assert not allows(policy, "dynamodb:PutItem", table, leading_keys=keys), keys
+        assert not allows(policy, "dynamodb:BatchWriteItem", table, leading_keys=keys), keys
+    assert not allows(policy, "dynamodb:GetItem", table, leading_keys=users[:1])
+    assert not allows(
+        policy, "dynamodb:BatchWriteItem", table.replace(table_name, "other"), leading_keys=users
+    )
+    assert not allows(policy, "dynamodb:DeleteItem", table, leading_keys=users)

@@ -29,6 +29,9 @@ DAG_ACTIONS = {
     "s3:DeleteObject",  # registry: leftovers of an unfinished version (delete_objects)
     "sns:Publish",  # alerts and summaries
     "cloudwatch:PutMetricData",  # record_run: the run's metrics, in the Recsys/Pipeline namespace only
+    "dynamodb:GetItem",  # promote_model: the serving pointer and the version's loaded marker
+    "dynamodb:PutItem",  # promote_model: the pointer and its history record (in one transaction)
+    "dynamodb:ConditionCheckItem",  # promote_model: the loaded marker, in the same transaction
 }
 
 
@@ -58,6 +61,7 @@ def test_policy_is_valid_and_minimal():
         "AlertTopicArn",
         "EmrServiceRole",
         "EmrInstanceProfileRole",
+        "ServingTable",
     }
 
 
@@ -120,3 +124,21 @@ def test_the_stale_model_alarm_is_managed_outside_airflow_and_only_that_alarm():
         assert not allows(policy, action, alarm.replace("stale-model", "other"))
     airflow = json.loads(POLICY.read_text())
     assert "PutMetricAlarm" not in json.dumps(airflow)
+
+
+def test_airflow_moves_the_serving_pointer_and_never_touches_a_users_list():
+    """What serving.pointer.switch sends, key by key, is allowed; a list item, or any other table, not."""
+    text = POLICY.read_text()
+    for name, value in {"Region": "us-east-1", "AccountId": "123456789012", "ServingTable": "serve"}.items():
+        text = text.replace("${" + name + "}", value)
+    policy = json.loads(text)
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table/serve"
+    version = "2024-01-31_j-1"
+    assert allows(policy, "dynamodb:GetItem", table, leading_keys=["@pointer"])
+    assert allows(policy, "dynamodb:GetItem", table, leading_keys=[f"{version}@loaded"])
+    assert allows(policy, "dynamodb:ConditionCheckItem", table, leading_keys=[f"{version}@loaded"])
+    assert allows(policy, "dynamodb:PutItem", table, leading_keys=["@pointer", "@pointer#000000000007"])
+    for refused in ([f"{version}#42"], [f"{version}@popularity"], ["@pointer", f"{version}#42"]):
+        assert not allows(policy, "dynamodb:PutItem", table, leading_keys=refused), refused
+    assert not allows(policy, "dynamodb:BatchWriteItem", table, leading_keys=[f"{version}#42"])
+    assert not allows(policy, "dynamodb:GetItem", table.replace("serve", "other"), leading_keys=["@pointer"])

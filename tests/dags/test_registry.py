@@ -558,6 +558,55 @@ def test_cli_rollback_and_show(s3, capsys):
     ]
 
 
+def _loaded(dynamodb, table: str, version: str, expires_at: int) -> None:
+    """``version`` loaded in ``table`` as load_serving leaves it (one list, popularity, marker)."""
+    from serving.load import finish_load
+    from serving.table import RankedList
+
+    popular = RankedList(("i1",), (1.0,), "popularity")
+    finish_load(
+        dynamodb, table, version, popularity=popular, lists_written=1, lists_expected=1, expires_at=expires_at
+    )
+
+
+def test_cli_rollback_moves_the_serving_pointer_with_latest_json(s3, capsys):
+    import time
+
+    from serving import pointer
+    from serving.table import ensure_table
+
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    ensure_table(dynamodb, "serve", wait_delay_s=1)
+    later = int(time.time()) + 86400
+    for version in ("2024-01-30_j-0", "2024-01-31_j-1"):
+        register(s3, version)
+        move_latest(s3, LATEST, pointer_doc(version))
+        _loaded(dynamodb, "serve", version, later)
+        pointer.switch(dynamodb, "serve", version, now_epoch=int(time.time()))
+    args = ["rollback", "--registry", ROOT_URI, "--reason", "bad", "--by", "ci", "--serving-table", "serve"]
+
+    assert registry_cli.main([*args, "--version", "2024-01-30_j-0"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "latest.json moved to 2024-01-30_j-0 (was 2024-01-31_j-1)",
+        "serving table serve: pointer moved to 2024-01-30_j-0 (was 2024-01-31_j-1)",
+    ]
+    live = pointer.read_pointer(dynamodb, "serve")
+    assert (live.version, live.action, live.by, live.reason) == ("2024-01-30_j-0", "rollback", "ci", "bad")
+
+    # A version whose lists are not (or no longer) in the table: refused before latest.json moves.
+    register(s3, "2024-01-29_j-9")
+    before = get(s3, "registry/latest.json")
+    assert registry_cli.main([*args, "--version", "2024-01-29_j-9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: 2024-01-29_j-9's lists are not loaded in the serving table serve")
+    _loaded(dynamodb, "serve", "2024-01-29_j-9", int(time.time()) - 1)  # loaded once, expired since
+    assert registry_cli.main([*args, "--version", "2024-01-29_j-9"]) == 2
+    assert "2024-01-29_j-9's lists are expired" in capsys.readouterr().err
+    assert get(s3, "registry/latest.json") == before
+    assert pointer.read_pointer(dynamodb, "serve").version == "2024-01-30_j-0"
+
+
 def test_cli_errors_are_one_line_and_exit_2(s3, capsys):
     register(s3, "2024-01-31_j-1")
     move_latest(s3, LATEST, pointer_doc("2024-01-31_j-1"))

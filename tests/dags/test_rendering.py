@@ -13,6 +13,7 @@ pytestmark = pytest.mark.dag
 
 DS = "2024-01-31"
 RUN_ID = "scheduled__2024-01-31T02:00:00+00:00"
+CLUSTER_ID = "j-2AB3XYZ"  # create_cluster's XCom: the version load_serving loads is named after it
 
 
 class ResolvedParams:
@@ -25,8 +26,8 @@ class ResolvedParams:
         self.value = tuned_params.resolve(cfg.as_dict(), False, "", lambda uri: None)
 
     def xcom_pull(self, task_ids: str, key: str = "return_value"):
-        assert (task_ids, key) == ("resolve_params", "return_value")
-        return self.value
+        assert key == "return_value" and task_ids in ("resolve_params", "create_cluster")
+        return self.value if task_ids == "resolve_params" else CLUSTER_ID
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,7 @@ def rendered():
         artifact_bucket="arts",
         code_version="1.2.3",
         idle_timeout_seconds=900,
+        region_name="eu-west-1",
     )
     dag = module.dag
     context = {"ds": DS, "run_id": RUN_ID, "dag": dag, "ti": ResolvedParams(module.cfg)}
@@ -98,9 +100,12 @@ def test_a_configured_security_configuration_reaches_run_job_flow():
     assert cluster["SecurityConfiguration"] == "recsys-encrypted"
 
 
-def test_steps_are_the_four_jobs_in_order(rendered):
+def test_steps_are_the_nightly_jobs_in_order(rendered):
+    from recsys_dag.locations import JOBS
+
     _, steps = rendered
-    assert [step["Name"] for step in steps] == ["parse_logs", "build_features", "train_cf", "evaluate"]
+    assert [step["Name"] for step in steps] == list(JOBS)
+    assert JOBS == ("parse_logs", "build_features", "train_cf", "evaluate", "load_serving")
     for step in steps:
         assert step["ActionOnFailure"] == "CANCEL_AND_WAIT"
         assert step["HadoopJarStep"]["Jar"] == "command-runner.jar"
@@ -155,7 +160,7 @@ def test_step_arguments_parse_with_the_jobs_own_parsers(rendered):
     assert parse.output == "s3://lake/parsed/events/dt=2024-01-31"
     assert parse.rejects == "s3://lake/rejects/events/dt=2024-01-31"
     assert parse.max_reject_ratio == 0.05
-    for job in ("parse_logs", "build_features", "train_cf", "evaluate"):  # each records its outcome
+    for job in ("parse_logs", "build_features", "train_cf", "evaluate", "load_serving"):  # outcome records
         assert _job_args(steps, job).outcome == f"s3://arts/runs/dt=2024-01-31/outcomes/{job}.json"
 
     features = _job_args(steps, "build_features")
@@ -185,6 +190,29 @@ def test_step_arguments_parse_with_the_jobs_own_parsers(rendered):
     assert evaluate.production == "s3://arts/runs/dt=2024-01-31/model/production"
     assert evaluate.output == "s3://arts/runs/dt=2024-01-31/evaluation"
     assert evaluate.k == 10
+
+    load = _job_args(steps, "load_serving")
+    assert load.recommendations == "s3://arts/runs/dt=2024-01-31/model/recommendations"  # the served lists
+    assert load.features == features.output
+    assert load.version == f"{DS}_{CLUSTER_ID}"  # what promote_model registers (registry.version_id)
+    assert (load.table, load.region, load.ttl_days, load.max_items, load.threads) == (
+        "recsys-serving",
+        "eu-west-1",
+        30,
+        100,
+        4,
+    )
+    assert load.summary == "s3://arts/runs/dt=2024-01-31/serving_load.json"
+    assert load.endpoint_url is None and not load.ensure_table  # the real table, made by its own target
+
+
+def test_the_load_step_takes_the_region_of_the_aws_connection_when_the_config_names_none(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws", "extra": {"region_name": "ap-south-1"}})
+    )
+    steps = _render("add_steps", "steps.json", region_name=None)
+    args = steps[-1]["HadoopJarStep"]["Args"]
+    assert args[args.index("--region") + 1] == "ap-south-1"
 
 
 def _render(task_id: str, template: str, **overrides):

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.unit
 def test_the_defaults_fit_a_daily_run():
     cfg = config_from_mapping({})
     total = check_time_budget(cfg)
-    assert total == 4 * 3600 + 1800 + 4 * 5400 + 8 * 2 * 300 + 4 * 2 * 60 + 1800 == 44880  # 12 h 28 min
+    assert total == 4 * 3600 + 1800 + 5 * 5400 + 8 * 2 * 300 + 5 * 2 * 60 + 1800 == 50400  # 14 h 0 min
     assert total <= cfg.dagrun_timeout_seconds == 14 * 3600 < 24 * 3600
 
 
@@ -24,22 +24,22 @@ def test_the_old_defaults_are_refused_naming_every_number():
     with pytest.raises(ValueError) as refused:
         config_from_mapping(old)
     message = str(refused.value)
-    assert message.startswith("time budget 88080 s exceeds dagrun_timeout_seconds 43200: ")
+    assert message.startswith("time budget 102600 s exceeds dagrun_timeout_seconds 43200: ")
     for part in (
         "data_wait_timeout_seconds 21600",
         "cluster_start_timeout_seconds 1800",
-        "4 steps x step_timeout_seconds 14400 (= 57600)",
+        "5 steps x step_timeout_seconds 14400 (= 72000)",
         "8 tasks x retries 2 x retry_delay_seconds 300 (= 4800)",
-        "4 sensors x step_sensor_retries 2 x step_sensor_retry_delay_seconds 60 (= 480)",
+        "5 sensors x step_sensor_retries 2 x step_sensor_retry_delay_seconds 60 (= 600)",
         "budget_margin_seconds 1800",
-        "= 88080 s",
+        "= 102600 s",
     ):
         assert part in message, part
 
 
 def test_sensor_retries_count_against_the_budget():
-    fits = {"dagrun_timeout_seconds": 44880}
-    assert check_time_budget(config_from_mapping(fits)) == 44880
+    fits = {"dagrun_timeout_seconds": 50400}
+    assert check_time_budget(config_from_mapping(fits)) == 50400
     with pytest.raises(ValueError, match="step_sensor_retries 3"):
         config_from_mapping({**fits, "step_sensor_retries": 3})
     with pytest.raises(ValueError, match="retries 3 x retry_delay_seconds 300"):
@@ -87,4 +87,4 @@ def test_every_configuration_in_the_repository_passes():
     for name, config in configs.items():
         cfg = config_from_mapping(config)
         assert check_time_budget(cfg) <= cfg.dagrun_timeout_seconds, name
-    assert sum(seconds for _, seconds in time_budget(PipelineConfig())) == 44880
+    assert sum(seconds for _, seconds in time_budget(PipelineConfig())) == 50400

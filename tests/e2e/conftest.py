@@ -1,7 +1,7 @@
 """Fixtures of the end-to-end suite: the running local stack, deployed code, and real DAG runs.
 
-Each test gets its own S3 prefixes (raw, parsed, runs, registry) so runs never see each other's data,
-while sharing one stack, one deployed code version and one Airflow metadata DB.
+Each test gets its own S3 prefixes (raw, parsed, runs, registry) and serving table so runs never see
+each other's data, while sharing one stack, one deployed code version and one Airflow metadata DB.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def e2e_stack():
 
 
 def client(service: str):
-    endpoint = RESOURCES["endpoints"]["emr" if service == "emr" else "localstack"]
+    endpoints = RESOURCES["endpoints"]  # EMR and DynamoDB have local endpoints of their own
+    endpoint = endpoints.get(service, endpoints["localstack"])
     return boto3.client(
         service,
         endpoint_url=endpoint,
@@ -152,8 +153,11 @@ def scenario(deployed_code, migrated_airflow) -> Scenario:
 
 
 def new_scenario(deployed_code: str) -> Scenario:
-    """A scenario under fresh prefixes, with an empty alert inbox."""
+    """A scenario under fresh prefixes and its own serving table, with an empty alert inbox."""
+    from serving.table import ensure_table
+
     tag = f"e2e-{uuid.uuid4().hex[:8]}"
+    ensure_table(client("dynamodb"), f"{tag}-serving", wait_delay_s=1)
     config = local_config(
         deployed_code,
         raw_prefix=f"{tag}/raw/events",
@@ -162,6 +166,7 @@ def new_scenario(deployed_code: str) -> Scenario:
         runs_prefix=f"{tag}/runs",
         registry_prefix=f"{tag}/registry",
         tuning_prefix=f"{tag}/tuning",
+        serving_table=f"{tag}-serving",
         half_life_days=7.0,
         factors=32,
         iterations=10,

@@ -8,12 +8,18 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from recsys_dag.locations import JOBS
 
+from serving import pointer as serving_pointer
+from serving.client import Recommender
 from spark_jobs.common.published import local_pointer
 from tests.e2e.conftest import ROOT, Scenario, alerts_about, client, new_scenario
 from tests.polling import wait_for
@@ -23,7 +29,6 @@ from tools.run_chain import run_chain
 pytestmark = pytest.mark.e2e
 
 DS = "2024-01-31"
-JOBS = ("parse_logs", "build_features", "train_cf", "evaluate")
 
 
 def upload_day(scenario: Scenario, raw_root: Path, ds: str = DS) -> None:
@@ -63,7 +68,56 @@ def set_production(scenario: Scenario, **params) -> str:
     client("s3").put_object(
         Bucket=scenario.arts, Key=scenario.key("registry_prefix", "latest.json"), Body=json.dumps(latest)
     )
+    # ... and what applications read: its (tiny) lists loaded and live in the scenario's serving table.
+    from serving.load import finish_load, load_lists, user_list
+
+    dynamodb, table, expires = client("dynamodb"), serving_table(scenario), int(time.time()) + 86400
+    lists = [user_list("u0", [1], ["i0"], [1.0], "model")]
+    written = load_lists(dynamodb, table, version, lists, expires_at=expires, max_items=10).written
+    popular = user_list("-", [1], ["i0"], [1.0], "popularity").ranked
+    finish_load(
+        dynamodb,
+        table,
+        version,
+        popularity=popular,
+        lists_written=written,
+        lists_expected=1,
+        expires_at=expires,
+    )
+    assert serving_pointer.switch(dynamodb, table, version, now_epoch=int(time.time())).moved
     return version
+
+
+def scenario_endpoint(name: str) -> str:
+    from tools.local_run import RESOURCES
+
+    return RESOURCES["endpoints"][name]
+
+
+def serving_table(scenario: Scenario) -> str:
+    return str(scenario.config["serving_table"])
+
+
+def serving_live(scenario: Scenario) -> str:
+    live = serving_pointer.read_pointer(client("dynamodb"), serving_table(scenario))
+    return live.version if live else None
+
+
+def local_cli(module: str, *args: str) -> subprocess.CompletedProcess:
+    """``python -m <module> ...`` as an operator runs it against the local stack (make rollback,
+    make recommend): the local stack's test credentials from the environment."""
+    from tools.local_run import RESOURCES
+
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": RESOURCES["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": RESOURCES["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": RESOURCES["region"],
+    }
+    env.pop("AWS_PROFILE", None)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def assert_run_metrics_in_cloudwatch(scenario: Scenario) -> None:
@@ -195,6 +249,21 @@ def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model
     assert "estimated USD" in summary  # the cost line, once the cluster had ended
     assert_run_metrics_in_cloudwatch(scenario)
 
+    # What applications read: the serving table's pointer moved from production to the promoted
+    # version, whose every list load_serving wrote (reconciled) and which answers as the registry does.
+    assert serving_live(scenario) == latest["version"]
+    assert serving_pointer.read_pointer(client("dynamodb"), serving_table(scenario)).previous == old
+    loaded = scenario.read_json(scenario.arts, scenario.key("runs_prefix", f"dt={DS}", "serving_load.json"))
+    assert loaded["version"] == latest["version"]
+    assert loaded["lists_written"] == loaded["users"] == served["user_id"].nunique()
+    recommender = Recommender(serving_table(scenario), client=client("dynamodb"), pointer_ttl_s=0)
+    for user in sorted(served["user_id"].unique())[:5]:
+        answer = recommender.recommend(user, n=cfg.serve_k)
+        mine = served[served["user_id"] == user]
+        assert answer.version == latest["version"] and answer.source == mine["source"].iloc[0]
+        assert [entry.item_id for entry in answer.items] == list(mine["item_id"])
+    assert recommender.recommend("nobody-knows-me", n=10).source == "popularity"
+
     # A rerun of the date trains again on a new cluster: a new version, compared with the first.
     again = scenario.run_dag(DS)
     assert again.returncode == 0, again.stdout[-3000:]
@@ -222,6 +291,27 @@ def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model
         assert sorted(step["Name"] for step in steps) == sorted(JOBS)
     (rerun_summary,) = alerts_about(f"recsys_training {DS}: promoted version {rerun['version']}")
     assert "(same configuration)" not in rerun_summary and "+0.0000" in rerun_summary
+    assert serving_live(scenario) == rerun["version"]
+
+    # make rollback: latest.json and the serving pointer back to the first version; the CLI follows.
+    endpoints = {"s3": scenario_endpoint("localstack"), "dynamodb": scenario_endpoint("dynamodb")}
+    back = local_cli(
+        "tools.registry_cli", "rollback", "--registry", f"s3://{scenario.arts}/{scenario.key('registry_prefix')}",
+        "--endpoint-url", endpoints["s3"], "--serving-table", serving_table(scenario),
+        "--dynamodb-endpoint-url", endpoints["dynamodb"], "--version", latest["version"], "--reason", "e2e",
+    )  # fmt: skip
+    assert back.returncode == 0, back.stderr
+    moved = f"pointer moved to {latest['version']} (was {rerun['version']})"
+    assert back.stdout.splitlines()[1] == f"serving table {serving_table(scenario)}: {moved}"
+    assert serving_live(scenario) == latest["version"]
+    user = sorted(served["user_id"].unique())[0]
+    shown = local_cli(
+        "serving.cli", "recommend", "--table", serving_table(scenario),
+        "--endpoint-url", endpoints["dynamodb"], "--user", user,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"version {latest['version']}  user {user}  ")
+    assert len(shown.stdout.splitlines()) == 2 + 10
 
 
 def test_a_step_that_really_fails_alerts_with_the_jobs_own_reason_before_its_logs_ship(scenario, tmp_path):
@@ -281,13 +371,15 @@ def test_deferrable_sensors_and_a_better_production_model_is_kept(held_day):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     states = scenario.task_states(DS)
     assert states["hold_model"] == "success" and states["promote_model"] == "skipped"
-    assert all(
-        states[f"watch_{job}"] == "success"
-        for job in ("parse_logs", "build_features", "train_cf", "evaluate")
-    )
+    assert all(states[f"watch_{job}"] == "success" for job in JOBS)
     latest = scenario.read_json(scenario.arts, scenario.key("registry_prefix", "latest.json"))
     assert latest["version"] == old
     assert scenario.keys(scenario.arts, scenario.key("registry_prefix", "versions")) == []
+    # The held version's lists were loaded (they expire by TTL) but the pointer stayed on production.
+    loaded = scenario.read_json(scenario.arts, scenario.key("runs_prefix", f"dt={DS}", "serving_load.json"))
+    marker = serving_pointer.read_loaded(client("dynamodb"), serving_table(scenario), loaded["version"])
+    assert marker is not None and marker.lists == loaded["lists_written"]
+    assert serving_live(scenario) == old
     (summary,) = alerts_about(f"recsys_training {DS}: held")
     assert f"paired change vs production {old} -" in summary
 

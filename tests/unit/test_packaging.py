@@ -35,11 +35,11 @@ def test_bundle_layout_and_reproducible_zip(tmp_path):
 
 def test_every_job_the_dags_name_is_packaged():
     from recsys_dag.locations import JOBS as NIGHTLY
-    from recsys_dag.locations import SERVING_JOBS, TUNING_JOBS
+    from recsys_dag.locations import TUNING_JOBS
 
     from tools.package_jobs import JOBS
 
-    assert set(NIGHTLY + TUNING_JOBS + SERVING_JOBS) == set(JOBS)
+    assert set(NIGHTLY + TUNING_JOBS) == set(JOBS)
 
 
 def test_zip_alone_provides_the_package(tmp_path):
