@@ -138,6 +138,10 @@ rollback: $(STAMP) ## point the local stack's latest.json and serving pointer ba
 	  --serving-table "$$table" --dynamodb-endpoint-url "$$dynamodb" \
 	  --version "$$VERSION" --reason "$$REASON" $${BY:+--by "$$BY"}
 
+.PHONY: serving
+serving: $(STAMP) ## the local stack's serving table: the live version and the last pointer moves
+	@$(LOCAL_STACK_ENV) $(PY) -m serving.cli pointer --table "$$table" --endpoint-url "$$dynamodb"
+
 # USER is also the login name in every shell's environment: only USER= on the command line counts.
 .PHONY: recommend
 recommend: $(STAMP) ## one user's top N from the local stack's serving table (the live version), with MovieLens titles (USER=<user id>, N=10)

@@ -9,7 +9,8 @@
 ``--titles``: item titles, JSON lines ``{"item_id": ..., "title": ...}`` (the MovieLens loader's
 ``_items.jsonl``) or delimited lines ``<item_id>|<title>|...`` / ``<item_id><TAB><title>`` (MovieLens
 ``u.item``). Exit status 0, or 2 with an ``error:`` line for a refused request (no live version, a
-version not loaded, bad arguments).
+version not loaded, bad arguments), 1 with an ``error:`` line for an AWS error (credentials,
+permissions, endpoint).
 """
 
 from __future__ import annotations
@@ -152,12 +153,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     args = parser().parse_args(argv)
     try:
         return args.run(args)
     except (NoLiveVersion, ServingUnavailable, NotLoaded, PointerConflict, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (BotoCoreError, ClientError) as exc:  # credentials, permissions, endpoint: AWS's own words
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

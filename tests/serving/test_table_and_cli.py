@@ -99,3 +99,18 @@ def test_cli_ensure_table(dynamodb_endpoint, aws_env, capsys):
         capsys, "ensure-table", "--table", name, "--endpoint-url", dynamodb_endpoint, "--region", REGION
     )
     assert code == 0 and json.loads(out)["created"] is True
+
+
+def test_cli_an_aws_error_is_one_line_and_exit_1(dynamodb_endpoint, monkeypatch, capsys):
+    """No credentials anywhere: botocore's own words on one line, no traceback."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    import boto3
+
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # earlier tests' session cached their credentials
+    args = ["pointer", "--table", "t", "--endpoint-url", dynamodb_endpoint, "--region", REGION]
+    assert cli.main(args) == 1
+    assert capsys.readouterr().err == "error: Unable to locate credentials\n"
