@@ -16,7 +16,6 @@ import pytest
 from tests.dags.fault_proxy import FaultProxy
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
-DAG_FILE = DAGS / "recsys_training.py"
 REGION = "us-east-1"
 # The Airflow connection the server-backed tests configure the DAG with (see ``aws_over_http``).
 HTTP_CONN_ID = "aws_moto_http"

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 from recsys_dag.locations import JOBS
 
-from tests.dags.conftest import DAG_FILE, DAGS
+from tests.dags.conftest import DAGS
 
 pytestmark = pytest.mark.dag
 
@@ -32,18 +31,6 @@ def dag(dagbag):
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
     assert "recsys_training" in dagbag.dag_ids
-
-
-def test_parse_time_is_small(dagbag):
-    """Airflow re-parses the file every 30 s: print what one parse costs once Airflow is loaded."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    DagBag(dag_folder=str(DAG_FILE))  # warm the provider imports
-    started = time.perf_counter()
-    bag = DagBag(dag_folder=str(DAG_FILE))
-    seconds = time.perf_counter() - started
-    print(f"\nrecsys_training parse time: {seconds * 1000:.0f} ms (warm)")
-    assert bag.import_errors == {}
 
 
 def test_no_heavy_imports_at_module_level():

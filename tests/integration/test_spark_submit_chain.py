@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from spark_jobs.common.events import REJECT_REASONS
 from spark_jobs.common.published import local_pointer
 from tools.datagen.clickstream import generate
 from tools.run_chain import ROOT, run_chain
@@ -88,8 +89,20 @@ def test_parse_logs_reconciles_with_the_generator(chain):
 
 
 def test_every_reject_reason_occurs(chain):
-    manifest, _ = chain
-    assert all(n > 0 for n in manifest["total"]["expected_rejected_by_reason"].values())
+    """Each reason parse_logs knows was counted on some day and is written in that day's rejects."""
+    _, result = chain
+    counted = {reason: 0 for reason in REJECT_REASONS}
+    written = {reason: 0 for reason in REJECT_REASONS}
+    for day in result.parsed_days:
+        stats = local_pointer(result.path("parsed", day))["stats"]
+        for reason, n in stats["rejected_by_reason"].items():
+            counted[reason] += n
+        for path in Path(stats["rejects"]).glob("part-*.json"):
+            for line in path.read_text().splitlines():
+                written[json.loads(line)["reason"]] += 1
+    assert set(counted) == set(REJECT_REASONS)
+    assert all(n > 0 for n in counted.values()), counted
+    assert written == counted
 
 
 def test_features_and_model_outputs_exist(chain):
