@@ -91,9 +91,9 @@ airflow-screenshot: $(STAMP) ## PNG of a run's graph view from a running make ai
 	$(PY) -m tools.ui_screenshot --run-id "$(RUN_ID)"
 
 .PHONY: run-chain
-run-chain: check-java $(STAMP) $(ML_STAMP) ## the four jobs chained with spark-submit on MovieLens-100K (no Airflow, no AWS), then a metrics table
+run-chain: check-java $(STAMP) $(ML_STAMP) ## the steps of emr_configs/steps.json spark-submitted in turn on MovieLens-100K (no Airflow, no AWS), then a metrics table
 	$(PY) -m tools.run_chain --raw $(ML_RAW) --work $(VAR)/movielens --run-date $(RUN_DATE) \
-	  --engines $(ENGINES) --features-args "--half-life-days 0"
+	  --engines $(ENGINES)
 
 .PHONY: local-test
 local-test: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) ## the end-to-end suite: the real DAG on the local stack (starts the stack if needed)

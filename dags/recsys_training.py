@@ -66,7 +66,6 @@ when the file is parsed, with every number in the error.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import os
 
@@ -79,8 +78,9 @@ from recsys_dag.cleanup import RunCleanup
 from recsys_dag.config import TRAINING_DAG_ID, load_config
 from recsys_dag.emr_operators import EmrCreateJobFlowFromTemplateOperator, IdempotentEmrAddStepsOperator
 from recsys_dag.emr_sensors import ResilientEmrStepSensor
-from recsys_dag.locations import JOBS, code_locations, registry_locations, run_locations, tuning_locations
+from recsys_dag.locations import JOBS, registry_locations, run_locations, tuning_locations
 from recsys_dag.quality_gate import decide
+from recsys_dag.step_macros import step_macros
 
 DAG_ID = TRAINING_DAG_ID
 log = logging.getLogger(__name__)
@@ -144,15 +144,7 @@ with DAG(
     },
     tags=["recsys", "emr", "ml"],
     template_searchpath=[os.path.abspath(EMR_CONFIGS)],
-    user_defined_macros={
-        "cfg": cfg.as_dict(),
-        "code": code_locations(cfg),
-        "run_locations": functools.partial(run_locations, cfg),
-        "registry_locations": functools.partial(registry_locations, cfg),
-        # The version this training registers on promotion; load_serving writes its lists into it.
-        "model_version": registry.version_id,
-        "serving_region": serving_region,
-    },
+    user_defined_macros=step_macros(cfg, serving_region),
     doc_md=__doc__,
 ) as dag:
     marker = cfg.raw_ready_marker

@@ -37,7 +37,6 @@ configuration is a single step that trains and scores. Step names are the config
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import logging
 import os
@@ -52,7 +51,8 @@ from recsys_dag.cleanup import RunCleanup
 from recsys_dag.config import load_config
 from recsys_dag.emr_operators import EmrCreateJobFlowFromTemplateOperator, IdempotentEmrAddStepsOperator
 from recsys_dag.emr_sensors import ResilientEmrStepSensor
-from recsys_dag.locations import code_locations, registry_locations, run_locations, tuning_locations
+from recsys_dag.locations import tuning_locations
+from recsys_dag.step_macros import step_macros
 from recsys_dag.tuning_grid import feature_sets
 from recsys_dag.tuning_plan import (
     check_tuning_time_budget,
@@ -144,12 +144,7 @@ with DAG(
     },
     tags=["recsys", "emr", "ml", "tuning"],
     template_searchpath=[os.path.abspath(EMR_CONFIGS)],
-    user_defined_macros={
-        "cfg": cfg.as_dict(),
-        "code": code_locations(cfg),
-        "run_locations": functools.partial(run_locations, cfg),
-        "registry_locations": functools.partial(registry_locations, cfg),
-    },
+    user_defined_macros=step_macros(cfg),
     doc_md=__doc__,
 ) as dag:
 

@@ -198,32 +198,15 @@ def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model
     assert production["paired"]["users"] == dag_metrics["users_evaluated"]
     assert production["paired"]["mean_difference"]["ndcg@10"] > 0
 
-    # The same jobs, spark-submitted directly on the same input with the arguments the DAG's config gives.
+    # The same steps (steps.json rendered with this scenario's config), spark-submitted by hand.
     cfg = scenario.effective_config()
-    chain = run_chain(
-        raw_day,
-        tmp_path / "chain",
-        DS,
-        engines=("implicit",),
-        features_args=("--half-life-days", str(cfg.half_life_days)),
-        train_args=(
-            *(
-                arg
-                for name in ("factors", "iterations", "alpha", "seed", "serve_k")
-                for arg in (f"--{name.replace('_', '-')}", str(getattr(cfg, name)))
-            ),
-            "--num-threads",
-            str(cfg.train_driver_cores),
-        ),
-        max_reject_ratio=cfg.max_reject_ratio,
-        per_day=True,
-    )
+    chain = run_chain(raw_day, tmp_path / "chain", DS, config=scenario.config, per_day=True)
     assert dag_metrics == chain.metrics["implicit"]
 
     # Both through the day's pointer: only the published attempt counts.
     pointer = scenario.read_json(scenario.lake, scenario.key("parsed_prefix", f"dt={DS}", "_PUBLISHED.json"))
     dag_events = read_parquet(scenario, scenario.lake, pointer["events"][len(f"s3://{scenario.lake}/") :])
-    local_events = pd.read_parquet(local_pointer(chain.path("parsed", f"dt={DS}"))["events"])
+    local_events = pd.read_parquet(local_pointer(chain.location("parsed"))["events"])
     key = ["event_id"]
     pd.testing.assert_frame_equal(
         dag_events.sort_values(key).reset_index(drop=True),
@@ -234,7 +217,7 @@ def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model
     registry_root = f"s3://{scenario.arts}/"
     served = read_parquet(scenario, scenario.arts, latest["recommendations"][len(registry_root) :])
     served = served.sort_values(["user_id", "rank"]).reset_index(drop=True)
-    local_served = pd.read_parquet(chain.path("models", "implicit", f"dt={DS}", "recommendations"))
+    local_served = pd.read_parquet(chain.location("recommendations"))
     pd.testing.assert_frame_equal(
         served[columns], local_served.sort_values(["user_id", "rank"]).reset_index(drop=True)[columns]
     )

@@ -19,11 +19,10 @@ import pytest
 from spark_jobs.common.events import REJECT_REASONS
 from spark_jobs.common.published import local_pointer
 from tools.datagen.clickstream import generate
-from tools.run_chain import ROOT, run_chain
+from tools.package_jobs import JOBS
+from tools.run_chain import NOT_RUN, ROOT, render_steps, run_chain
 
 pytestmark = pytest.mark.integration
-
-JOBS = ("parse_logs", "build_features", "train_cf", "evaluate")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +48,7 @@ def test_each_job_has_help(spark_env, job):
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "usage:" in proc.stdout and "--output" in proc.stdout
+    assert "usage:" in proc.stdout and "--outcome" in proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +62,7 @@ def chain(spark_env, tmp_path_factory):
         base / "work",
         manifest["last_day"],
         engines=("implicit",),
-        features_args=("--half-life-days", "7"),
-        train_args=("--factors", "32", "--iterations", "10", "--num-threads", "1"),
+        config={"half_life_days": 7.0, "factors": 32, "iterations": 10, "train_driver_cores": 1},
         per_day=True,
     )
     return manifest, result
@@ -75,7 +73,7 @@ def test_parse_logs_reconciles_with_the_generator(chain):
     assert len(result.parsed_days) == 3
     for day in result.parsed_days:
         expected = manifest["days"][day.split("=", 1)[1]]
-        stats = local_pointer(result.path("parsed", day))["stats"]
+        stats = local_pointer(result.location("parsed", ds=day[len("dt=") :]))["stats"]
         assert stats["lines"] == expected["lines"] == stats["accepted"] + stats["rejected"]
         assert stats["accepted"] == expected["expected_accepted"]
         assert stats["rejected_by_reason"] == expected["expected_rejected_by_reason"]
@@ -94,7 +92,7 @@ def test_every_reject_reason_occurs(chain):
     counted = {reason: 0 for reason in REJECT_REASONS}
     written = {reason: 0 for reason in REJECT_REASONS}
     for day in result.parsed_days:
-        stats = local_pointer(result.path("parsed", day))["stats"]
+        stats = local_pointer(result.location("parsed", ds=day[len("dt=") :]))["stats"]
         for reason, n in stats["rejected_by_reason"].items():
             counted[reason] += n
         for path in Path(stats["rejects"]).glob("part-*.json"):
@@ -107,13 +105,13 @@ def test_every_reject_reason_occurs(chain):
 
 def test_features_and_model_outputs_exist(chain):
     manifest, result = chain
-    features = result.path("features", f"dt={result.run_date}")
+    features = result.location("features")
     summary = json.loads((features / "manifest.json").read_text())
     assert summary["events_read"] == manifest["total"]["expected_accepted"]
     assert summary["train_nnz"] > 0 and summary["holdout_nnz"] > 0
     for part in ("train", "holdout", "users", "items", "window"):
         assert list((features / part).glob("part-*.parquet")), part
-    model = result.path("models", "implicit", f"dt={result.run_date}")
+    model = result.location("model")
     params = json.loads((model / "model" / "params.json").read_text())
     assert params["users"] == summary["users"] and params["items"] == summary["items"]
     lists = params["served_lists"]
@@ -130,10 +128,23 @@ def test_features_and_model_outputs_exist(chain):
     assert set(served["user_id"]) == set(window["user_id"]) and len(served) == lists["rows"]
 
 
+def test_the_chain_ran_every_step_of_the_template(chain):
+    """The steps are steps.json's, rendered for the run date: all ran but NOT_RUN, in its order."""
+    _, result = chain
+    names = [step["Name"] for step in render_steps(result.configs["implicit"], result.run_date)]
+    ran = [label.split("[", 1)[0] for label in result.timings]
+    expected = [name for name in names if name not in NOT_RUN]
+    assert list(dict.fromkeys(ran)) == expected
+    assert ran.count("parse_logs") == len(result.parsed_days) == 3
+    outcomes = result.location("outcomes")
+    assert sorted(p.stem for p in outcomes.glob("*.json")) == sorted(expected)
+
+
 def test_model_beats_popularity(chain):
     _, result = chain
     metrics = result.metrics["implicit"]
-    assert set(metrics) == {"k", "model", "popularity", "users_evaluated"}
+    assert set(metrics) == {"k", "model", "popularity", "production", "users_evaluated"}
+    assert metrics["production"]["status"] == "none"  # the chain's registry has no live model yet
     assert metrics["users_evaluated"] > 100
     assert metrics["model"]["ndcg@10"] > metrics["popularity"]["ndcg@10"]
 
