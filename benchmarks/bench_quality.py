@@ -3,45 +3,32 @@ sweep whose winner becomes train_cf's default.
 
     python -m benchmarks.bench_quality [--seed 42] [--quick]
 
-Protocol (docs/benchmarks.md says where it differs from theirs):
-- data: the 100,000 ratings of ``ml-100k.inter`` from the recbole wheel the Makefile fetches
-  (``tools.datagen.movielens``), in file order (u.data's order); every rating is an interaction whose
-  confidence is the rating (what build_features gives MovieLens with ``--half-life-days 0``);
-- split: per-user stratified random split, 75% train / 25% test, seed 42 (``benchmarks.split``, their
-  ``python_stratified_split`` on arrays); validation: the same split of the training rows (75/25, seed 42);
-- models: implicit ALS and BPR built as train_cf builds them (``benchmarks.models``), popularity
-  (distinct training users per item), one thread (deterministic);
-- lists: top 10 among the items seen in training, each user's training items removed;
-- metrics: docs/contracts.md (``spark_jobs.common.ranking``) over every user with test items.
-The sweep is chosen on validation NDCG@10 and the chosen configurations are refitted on the full
-training split and reported on the test split.
+Per-user stratified 75/25 split of ``ml-100k.inter`` (validation: the same split of the training rows),
+confidence = stars; implicit ALS and BPR as train_cf builds them, one thread, and popularity; top-10
+among training items, training items removed; docs/contracts.md metrics. Chosen on validation NDCG@10,
+refitted on the training split, reported on test.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
-import time
+import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 
-from benchmarks.env import ROOT
-from benchmarks.evaluation import evaluate_factors, popularity_factors
-from benchmarks.models import describe, fit_bare
-from benchmarks.results import Recorder, add_common_args
-from benchmarks.split import stratified_split_mask
+from benchmarks import common as c
+from benchmarks.ml import evaluate, popularity_factors, stratified_split_mask
+from benchmarks.workers.fit import describe, fit_bare
 from spark_jobs.common.engines import TrainParams
 from tools.datagen.movielens import INTER_PATH, fetch_wheel, read_ratings
 
-K = 10
-RATIO = 0.75
-
-# The recommenders-team README table ("results on Movielens 100k, running the algorithms for 15
-# epochs"): (MAP, nDCG@10, Precision@10, Recall@10).
+K, RATIO = 10, 0.75
+# The recommenders-team README ("results on Movielens 100k, running the algorithms for 15 epochs").
+METRICS = ("map", "ndcg", "precision", "recall")  # their MAP, nDCG@10, Precision@10, Recall@10
 PUBLISHED = {
     "BiVAE": (0.146126, 0.475077, 0.411771, 0.219145),
     "BPR": (0.132478, 0.441997, 0.388229, 0.212522),
@@ -49,201 +36,90 @@ PUBLISHED = {
     "NCF": (0.107720, 0.396118, 0.347296, 0.180775),
     "SAR": (0.110591, 0.382461, 0.330753, 0.176385),
 }
-
-# Sweeps (validation split). Ratings are confidences of 1-5 stars, so ALS needs far more regularization
-# than on 0/1 data: the grid spans 3..100 around where a coarse look found the optimum.
-ALS_GRID_FULL = {
-    "factors": (32, 64, 128),
-    "regularization": (3.0, 10.0, 30.0, 100.0),
-    "alpha": (0.5, 1.0, 3.0, 10.0),
-    "iterations": (15, 30),
+# Ratings are confidences of 1-5 stars, so ALS needs far more regularization than on 0/1 data: the grid
+# spans 3..100 around where a coarse look found the optimum.
+ALS = {"factors": (32, 64, 128), "regularization": (3.0, 10.0, 30.0, 100.0), "alpha": (0.5, 1.0, 3.0, 10.0)}
+BPR = {"factors": (64, 128), "learning_rate": (0.005, 0.01, 0.02), "regularization": (0.01,)}
+GRIDS = {"als": {**ALS, "iterations": (15, 30)}, "bpr": {**BPR, "iterations": (50, 100)}}
+QUICK_GRIDS = {
+    "als": {"factors": (64,), "regularization": (10.0, 30.0), "alpha": (1.0,), "iterations": (15,)},
+    "bpr": {"factors": (64,), "learning_rate": (0.01,), "regularization": (0.01,), "iterations": (50,)},
 }
-ALS_GRID_QUICK = {"factors": (64,), "regularization": (10.0, 30.0), "alpha": (1.0,), "iterations": (15,)}
-BPR_GRID_FULL = {
-    "factors": (64, 128),
-    "learning_rate": (0.005, 0.01, 0.02),
-    "regularization": (0.01,),
-    "iterations": (50, 100),
-}
-BPR_GRID_QUICK = {"factors": (64,), "learning_rate": (0.01,), "regularization": (0.01,), "iterations": (50,)}
-# Hyperparameters whose defaults the ALS sweep may change (TrainParams and the DAG config).
-TUNED = ("factors", "iterations", "regularization", "alpha")
-# train_cf's ALS defaults before this tuning (the MovieLens tuning): the reference row of the page.
-PREVIOUS_ALS_DEFAULTS = {"factors": 64, "iterations": 15, "regularization": 0.01, "alpha": 1.0}
-
-
-def load_movielens(cache: Path) -> Dict[str, np.ndarray]:
-    """MovieLens-100K ratings in file order: ``user``/``item`` contiguous indices (by first appearance
-    order of the sorted ids), ``value`` (stars) and the raw ids."""
-    import zipfile
-
-    with zipfile.ZipFile(fetch_wheel(cache)) as archive:
-        ratings = read_ratings(archive.read(INTER_PATH).decode("utf-8"))
-    user_ids = np.array([int(r.user_id) for r in ratings])
-    item_ids = np.array([int(r.item_id) for r in ratings])
-    users, user_idx = np.unique(user_ids, return_inverse=True)
-    items, item_idx = np.unique(item_ids, return_inverse=True)
-    return {
-        "user": user_idx.astype(np.int32),
-        "item": item_idx.astype(np.int32),
-        "value": np.array([r.value for r in ratings], dtype=np.float32),
-        "n_users": np.int64(len(users)),
-        "n_items": np.int64(len(items)),
-    }
-
-
-def to_csr(data: Dict[str, np.ndarray], rows: np.ndarray) -> csr_matrix:
-    """The ratings at ``rows`` as a (n_users, n_items) float32 CSR of confidences (= stars)."""
-    shape = (int(data["n_users"]), int(data["n_items"]))
-    return coo_matrix(
-        (data["value"][rows], (data["user"][rows], data["item"][rows])), shape=shape, dtype=np.float32
-    ).tocsr()
-
-
-def grid(space: Dict[str, Sequence[Any]]) -> List[Dict[str, Any]]:
-    """Every combination of ``space``'s values, in a stable order."""
-    keys = list(space)
-    return [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
-
-
-def score(params: TrainParams, train: csr_matrix, test: csr_matrix) -> Tuple[Dict[str, float], float]:
-    """Fit ``params`` on ``train`` and evaluate on ``test``; (metrics, fit seconds)."""
-    users, items, seconds = fit_bare(train, params)
-    allowed = np.diff(train.tocsc().indptr) > 0
-    return evaluate_factors(users, items, train, test, K, allowed_items=allowed), seconds
-
-
-def sweep(
-    algorithm: str, space: Dict[str, Sequence[Any]], fit_train: csr_matrix, valid: csr_matrix, seed: int
-) -> List[Dict[str, Any]]:
-    """Validation metrics of every configuration of ``space`` (best NDCG@10 first)."""
-    rows = []
-    for config in grid(space):
-        params = TrainParams(algorithm=algorithm, seed=seed, num_threads=1, **config)
-        metrics, seconds = score(params, fit_train, valid)
-        rows.append({"params": describe(params), "valid": metrics, "fit_seconds": seconds})
-        print(
-            f"quality sweep {algorithm} {describe(params)}: valid ndcg@10 {metrics['ndcg']:.4f}", flush=True
-        )
-    rows.sort(key=lambda row: (-row["valid"]["ndcg"], row["fit_seconds"]))
-    return rows
+TUNED = ("factors", "iterations", "regularization", "alpha")  # the defaults the ALS sweep may change
+PREVIOUS_ALS_DEFAULTS = {"factors": 64, "iterations": 15, "regularization": 0.01, "alpha": 1.0}  # before it
 
 
 def select(rows: List[Dict[str, Any]], defaults: Dict[str, Any]) -> Dict[str, Any]:
-    """The configuration to adopt from sweep ``rows`` (each with ``params`` and ``valid`` metrics).
-
-    Rule (fixed before looking at results): take the best validation NDCG@10 and its standard error
-    (``ndcg_se``); among the configurations within one standard error of it (indistinguishable on this
-    validation set), keep the one that changes the fewest of ``defaults``, then the highest NDCG@10.
-    Returns that row with ``rule`` describing the outcome.
-    """
+    """The configuration to adopt (rule fixed before looking at results): among the rows within one
+    standard error of the best validation NDCG@10, the one changing the fewest ``defaults``, then the
+    highest NDCG@10; with ``rule`` describing the outcome."""
     best = max(rows, key=lambda row: row["valid"]["ndcg"])
-    floor = best["valid"]["ndcg"] - best["valid"]["ndcg_se"]
-    near = [row for row in rows if row["valid"]["ndcg"] >= floor]
-
-    def changes(row: Dict[str, Any]) -> int:
-        return sum(1 for key, value in defaults.items() if row["params"].get(key) != value)
-
-    chosen = min(near, key=lambda row: (changes(row), -row["valid"]["ndcg"]))
-    return {
-        **chosen,
-        "rule": {
-            "best_params": best["params"],
-            "best_ndcg": best["valid"]["ndcg"],
-            "best_ndcg_se": best["valid"]["ndcg_se"],
-            "within_one_se": len(near),
-            "changed_defaults": changes(chosen),
-        },
-    }
-
-
-def final(
-    algorithm: str, config: Dict[str, Any], label: str, data: Dict[str, Any], seed: int
-) -> Dict[str, Any]:
-    """Refit ``config`` on the full training split, report validation (from the sweep fit) and test."""
-    params = TrainParams(algorithm=algorithm, seed=seed, num_threads=1, **config)
-    test_metrics, seconds = score(params, data["train"], data["test"])
-    valid_metrics, _ = score(params, data["fit_train"], data["valid"])
-    return {
-        "label": label,
-        "algorithm": algorithm,
-        "params": describe(params),
-        "valid": valid_metrics,
-        "test": test_metrics,
-        "fit_seconds": seconds,
-    }
-
-
-def popularity(train: csr_matrix, test: csr_matrix) -> Dict[str, float]:
-    users, items = popularity_factors(train)
-    allowed = np.diff(train.tocsc().indptr) > 0
-    return evaluate_factors(users, items, train, test, K, allowed_items=allowed)
+    near = [row for row in rows if row["valid"]["ndcg"] >= best["valid"]["ndcg"] - best["valid"]["ndcg_se"]]
+    changes = [sum(row["params"].get(k) != v for k, v in defaults.items()) for row in near]
+    chosen, changed = min(zip(near, changes), key=lambda pair: (pair[1], -pair[0]["valid"]["ndcg"]))
+    rule = {"best_params": best["params"], "best_ndcg": best["valid"]["ndcg"], "within_one_se": len(near)}
+    rule.update(best_ndcg_se=best["valid"]["ndcg_se"], changed_defaults=changed)
+    return {**chosen, "rule": rule}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser)
-    parser.add_argument("--cache", type=Path, default=ROOT / "data" / "cache", help="recbole wheel folder")
-    args = parser.parse_args(argv)
-    recorder = Recorder("quality", args)
-    started = time.perf_counter()
-
-    ratings = load_movielens(args.cache)
-    rows = np.arange(len(ratings["user"]))
-    train_mask = stratified_split_mask(ratings["user"], RATIO, args.seed)
+    p = c.parser(__doc__)
+    p.add_argument("--cache", type=Path, default=c.ROOT / "data" / "cache", help="recbole wheel folder")
+    args = p.parse_args(argv)
+    doc = c.begin("quality", args)
+    with zipfile.ZipFile(fetch_wheel(args.cache)) as archive:  # in file order: u.data's
+        ratings = read_ratings(archive.read(INTER_PATH).decode("utf-8"))
+    user_ids, user = np.unique([int(r.user_id) for r in ratings], return_inverse=True)
+    item_ids, item = np.unique([int(r.item_id) for r in ratings], return_inverse=True)
+    stars, shape = np.array([r.value for r in ratings], dtype=np.float32), (len(user_ids), len(item_ids))
+    rows, train_mask = np.arange(len(ratings)), stratified_split_mask(user, RATIO, args.seed)
     train_rows, test_rows = rows[train_mask], rows[~train_mask]
-    fit_mask = stratified_split_mask(ratings["user"][train_rows], RATIO, args.seed)
-    data = {
-        "train": to_csr(ratings, train_rows),
-        "test": to_csr(ratings, test_rows),
-        "fit_train": to_csr(ratings, train_rows[fit_mask]),
-        "valid": to_csr(ratings, train_rows[~fit_mask]),
-    }
-    als_space = ALS_GRID_QUICK if args.quick else ALS_GRID_FULL
-    bpr_space = BPR_GRID_QUICK if args.quick else BPR_GRID_FULL
-    als_sweep = sweep("als", als_space, data["fit_train"], data["valid"], args.seed)
-    bpr_sweep = sweep("bpr", bpr_space, data["fit_train"], data["valid"], args.seed)
+    fit_mask = stratified_split_mask(user[train_rows], RATIO, args.seed)
+    parts = (train_rows, test_rows, train_rows[fit_mask], train_rows[~fit_mask])  # confidence = stars
+    matrices = (coo_matrix((stars[r], (user[r], item[r])), shape, np.float32).tocsr() for r in parts)
+    train, test, fit_train, valid = matrices
 
-    defaults = TrainParams()
-    before = {k: getattr(defaults, k) for k in TUNED}
-    bpr = TrainParams(algorithm="bpr")
-    bpr_defaults = {k: getattr(bpr, k) for k in ("factors", "iterations", "regularization", "learning_rate")}
-    chosen = select(als_sweep, before)
-    models = [final("als", chosen["params"], "implicit ALS, tuned", data, args.seed)]
+    def score(algorithm: str, config: Dict[str, Any], fit_on: csr_matrix, test_on: csr_matrix) -> Dict:
+        params = TrainParams(algorithm=algorithm, seed=args.seed, num_threads=1, **config)
+        users, items, seconds = fit_bare(fit_on, params)
+        metrics = evaluate(users, items, fit_on, test_on, K)
+        return {"params": describe(params), "metrics": metrics, "fit_seconds": seconds}
+
+    grids, sweeps = QUICK_GRIDS if args.quick else GRIDS, {}
+    for algorithm, space in grids.items():
+        sweeps[algorithm] = []
+        for values in itertools.product(*space.values()):
+            row = score(algorithm, dict(zip(space, values)), fit_train, valid)
+            row["valid"] = row.pop("metrics")
+            sweeps[algorithm].append(row)
+            print(f"sweep {algorithm} {row['params']}: NDCG@10 {row['valid']['ndcg']:.4f}", flush=True)
+        sweeps[algorithm].sort(key=lambda row: (-row["valid"]["ndcg"], row["fit_seconds"]))
+    before = {k: getattr(TrainParams(), k) for k in TUNED}
+    bpr = {k: getattr(TrainParams(algorithm="bpr"), k) for k in ("factors", "iterations", "regularization")}
+    bpr["learning_rate"] = TrainParams(algorithm="bpr").learning_rate
+    chosen = select(sweeps["als"], before)
+    finals = [("als", chosen["params"], "implicit ALS, tuned")]
     if before != chosen["params"]:
-        models.append(final("als", before, "implicit ALS, train_cf defaults at run time", data, args.seed))
-    models += [
-        final("als", PREVIOUS_ALS_DEFAULTS, "implicit ALS, defaults before the tuning", data, args.seed),
-        final("bpr", bpr_sweep[0]["params"], "implicit BPR, tuned", data, args.seed),
-        final("bpr", bpr_defaults, "implicit BPR, train_cf defaults", data, args.seed),
-    ]
-    recorder["data"] = {
-        "ratings": len(rows),
-        "users": int(ratings["n_users"]),
-        "items": int(ratings["n_items"]),
-        "train": len(train_rows),
-        "test": len(test_rows),
-        "fit_train": int(fit_mask.sum()),
-        "valid": int((~fit_mask).sum()),
-        "test_users": int((np.diff(data["test"].indptr) > 0).sum()),
-    }
-    recorder["protocol"] = {"k": K, "ratio": RATIO, "split_seed": args.seed, "num_threads": 1}
-    recorder["models"] = models
-    recorder["popularity"] = {
-        "valid": popularity(data["fit_train"], data["valid"]),
-        "test": popularity(data["train"], data["test"]),
-    }
-    recorder["published"] = {
-        name: dict(zip(("map", "ndcg", "precision", "recall"), values)) for name, values in PUBLISHED.items()
-    }
-    recorder["sweeps"] = {"als": als_sweep, "bpr": bpr_sweep}
-    recorder["selection"] = chosen["rule"] | {"chosen_params": chosen["params"]}
-    recorder["grids"] = {"als": als_space, "bpr": bpr_space}
-    recorder["defaults_at_run_time"] = before
-    recorder["previous_als_defaults"] = PREVIOUS_ALS_DEFAULTS
-    recorder["defaults_match_choice"] = before == chosen["params"]
-    recorder["seconds"] = time.perf_counter() - started
-    recorder.save()
+        finals.append(("als", before, "implicit ALS, train_cf defaults at run time"))
+    finals.append(("als", PREVIOUS_ALS_DEFAULTS, "implicit ALS, defaults before the tuning"))
+    finals.append(("bpr", sweeps["bpr"][0]["params"], "implicit BPR, tuned"))
+    finals.append(("bpr", bpr, "implicit BPR, train_cf defaults"))
+    doc["models"] = []
+    for algorithm, config, label in finals:  # refitted on the training split; validation as in the sweep
+        final = score(algorithm, config, train, test)
+        final.update(test=final.pop("metrics"), valid=score(algorithm, config, fit_train, valid)["metrics"])
+        doc["models"].append({**final, "label": label, "algorithm": algorithm})
+    pop = {"valid": (fit_train, valid), "test": (train, test)}
+    doc["popularity"] = {k: evaluate(*popularity_factors(a), a, b, K) for k, (a, b) in pop.items()}
+    doc["data"] = {"ratings": len(rows), "users": shape[0], "items": shape[1], "train": len(train_rows)}
+    doc["data"].update(test=len(test_rows), fit_train=int(fit_mask.sum()), valid=int((~fit_mask).sum()))
+    doc["data"]["test_users"] = int((np.diff(test.indptr) > 0).sum())
+    doc["protocol"] = {"k": K, "ratio": RATIO, "split_seed": args.seed, "num_threads": 1}
+    doc["published"] = {name: dict(zip(METRICS, values)) for name, values in PUBLISHED.items()}
+    doc.update(sweeps=sweeps, selection={**chosen["rule"], "chosen_params": chosen["params"]}, grids=grids)
+    doc.update(defaults_at_run_time=before, previous_als_defaults=PREVIOUS_ALS_DEFAULTS)
+    doc["defaults_match_choice"] = before == chosen["params"]
+    c.save(doc, args)
     return 0
 
 

@@ -51,9 +51,10 @@ def test_actions_come_from_sql_executions_and_loose_jobs(tmp_path):
     path = tmp_path / "app"
     path.write_text("\n".join(json.dumps(event) for event in events) + "\n")
     log = read_event_log(path)
-    assert [(a.description, a.seconds, a.jobs, a.tasks) for a in log.actions] == [
-        ("count at job.py:12", 1.5, 1, 8),
-        ("collect", 1.0, 1, 3),
+    actions = [(a["description"], a["end_ms"] - a["start_ms"], a["jobs"], a["tasks"]) for a in log["actions"]]
+    assert actions == [
+        ("count at job.py:12", 1500, 1, 8),
+        ("collect", 1000, 1, 3),
     ]
     split = breakdown(log, process_start_ms=8_000, process_end_ms=15_500)
     assert split["wall"] == 7.5 and split["startup"] == 2.0 and split["shutdown"] == 0.5

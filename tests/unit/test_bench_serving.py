@@ -1,21 +1,22 @@
 """benchmarks.bench_serving's pure helpers: percentiles, the lookup plan, the capacity arithmetic, the
-synthetic lists, the endpoint's environment and /proc CPU parsing."""
+synthetic lists; and the CPU seconds read from /proc."""
 
 from __future__ import annotations
+
+import os
+import time
 
 import pytest
 
 from benchmarks.bench_serving import (
     capacity_plan,
-    fmt_duration,
     latency_summary,
     lookup_plan,
-    parse_stat_cpu_seconds,
     percentile,
     popularity_of,
-    server_env,
     synthetic_lists,
 )
+from benchmarks.common import cpu_seconds
 
 pytestmark = pytest.mark.unit
 
@@ -62,16 +63,6 @@ def test_capacity_plan_for_one_unit_lists():
     assert capacity_plan(2.0, users=10, rates=(10,))["at_rate"][0]["seconds"] == 2.0
 
 
-def test_fmt_duration():
-    assert fmt_duration(10_000) == "2 h 47 min"
-    assert fmt_duration(1_000) == "16 min 40 s"
-    assert fmt_duration(250) == "4 min 10 s"
-    assert fmt_duration(2_500) == "41 min 40 s"
-    assert fmt_duration(3_600) == "1 h"
-    assert fmt_duration(42.4) == "42 s"
-    assert fmt_duration(120) == "2 min"
-
-
 def test_synthetic_lists_are_seeded_ranked_lists():
     lists = synthetic_lists(50, seed=3, items=10, catalogue=100)
     assert [entry.user_id for entry in lists] == [str(u) for u in range(1, 51)]
@@ -85,14 +76,10 @@ def test_synthetic_lists_are_seeded_ranked_lists():
     assert list(popular.scores) == sorted(popular.scores, reverse=True)
 
 
-def test_server_env_drops_aws_variables():
-    env = server_env({"AWS_PROFILE": "prod", "AWS_ENDPOINT_URL_DYNAMODB": "x", "HOME": "/h"}, "000000000000")
-    assert not any(name.startswith("AWS_") for name in env)
-    assert env["HOME"] == "/h" and env["MOTO_ACCOUNT_ID"] == "000000000000"
-    assert env["PYTHONPATH"].endswith("localstack") and "127.0.0.1" in env["NO_PROXY"]
-
-
-def test_parse_stat_cpu_seconds_after_a_command_with_spaces():
-    fields = ["S", "1", "1", "1", "0", "-1", "4194560", "100", "0", "0", "0", "250", "50"]
-    stat = "1234 (python -m (x)) " + " ".join(fields + ["0"] * 30)
-    assert parse_stat_cpu_seconds(stat, ticks_per_s=100) == 3.0
+def test_cpu_seconds_grow_with_work_and_the_tree_includes_the_process():
+    before = cpu_seconds(os.getpid(), tree=False)
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    assert cpu_seconds(os.getpid(), tree=False) >= before + 0.1
+    assert cpu_seconds(os.getpid()) >= cpu_seconds(os.getpid(), tree=False) - 0.05

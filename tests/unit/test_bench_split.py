@@ -1,11 +1,11 @@
-"""benchmarks.split: the per-user stratified split of the recommenders-team protocol, exactly."""
+"""benchmarks.ml.stratified_split_mask: the recommenders-team protocol's per-user split, exactly."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from benchmarks.split import split_indices, stratified_split_mask
+from benchmarks.ml import stratified_split_mask
 
 pytestmark = pytest.mark.unit
 
@@ -37,13 +37,12 @@ def test_rows_get_the_draws_of_numpy_random_seed_in_row_order():
     assert stratified_split_mask(users, ratio=0.5, seed=3).tolist() == expected.tolist()
 
 
-def test_split_indices_partition_the_rows():
+def test_train_and_test_rows_partition_the_rows():
     users = np.array([3, 1, 3, 3, 1, 2, 3, 1, 2, 2])
-    train, test = split_indices(users, 0.75, seed=1)
-    assert sorted(np.concatenate([train, test]).tolist()) == list(range(10))
-    assert np.all(np.diff(train) > 0) and np.all(np.diff(test) > 0)
+    train = stratified_split_mask(users, 0.75, seed=1)
     # user 3: 4 rows -> 3 train; user 1: 3 rows -> 2; user 2: 3 rows -> 2.
     assert sorted(users[train].tolist()) == [1, 1, 2, 2, 3, 3, 3]
+    assert sorted(users[~train].tolist()) == [1, 2, 3]
 
 
 @pytest.mark.parametrize("ratio", [0.0, 1.0, -0.5, 1.5])
