@@ -1,12 +1,12 @@
-"""Run a command and sample the resident memory of its whole process tree from /proc.
+"""Run a command and sample the resident memory of its whole process tree.
 
 A spark-submit is a tree: the launcher exec's the JVM, the JVM starts the Python driver and forks
 ``pyspark.daemon`` workers. Peak memory of "the job" is the largest *sum* of RSS over the root and all
 its descendants seen at any sample (shared pages count once per process, so the sum is an upper bound
 on physical memory). Samples are taken every ``interval_s`` (0.1 s = 10 Hz) by a background thread.
 
-The parsing helpers are pure functions over /proc text so they are unit-tested with exact values.
-Linux only (EMR, CI and developer machines here are Linux).
+The process tree and its memory come from psutil through ``local_aws.proc`` (the one local process
+supervisor); the sum over a tree is a pure function over rows, unit-tested with exact values.
 """
 
 from __future__ import annotations
@@ -14,35 +14,26 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "localstack"))  # local_aws.proc
+from local_aws import proc
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
 
 
-def parse_stat_ppid(stat_text: str) -> Tuple[int, int]:
-    """``(pid, ppid)`` from the text of ``/proc/<pid>/stat``.
-
-    The command name (field 2) is in parentheses and may itself contain spaces and parentheses, so the
-    fields after it are found from the *last* closing parenthesis.
-    """
-    head, _, tail = stat_text.rpartition(")")
-    pid = int(head.split("(", 1)[0])
-    fields = tail.split()
-    return pid, int(fields[1])  # fields[0] is the state, fields[1] the parent pid
-
-
-def parse_stat_comm(stat_text: str) -> str:
-    """The command name (``comm``, without parentheses) from the text of ``/proc/<pid>/stat``."""
-    return stat_text[stat_text.index("(") + 1 : stat_text.rindex(")")]
-
-
 def parse_statm_rss_bytes(statm_text: str, page_bytes: int = PAGE_BYTES) -> int:
-    """Resident set size in bytes from ``/proc/<pid>/statm`` (second field, in pages)."""
+    """Resident set size in bytes from ``/proc/<pid>/statm`` (second field, in pages).
+
+    Kept for benchmarks/bench_serving.py; new code reads memory with psutil (``proc.rss_mib``)."""
     return int(statm_text.split()[1]) * page_bytes
 
 
@@ -60,66 +51,51 @@ def descendants(parents: Mapping[int, int], root: int) -> Set[int]:
     return tree
 
 
-def tree_rss_bytes(rss: Mapping[int, int], tree: Iterable[int]) -> int:
-    """Sum of ``rss[pid]`` over the pids of ``tree`` (pids that vanished count 0)."""
-    return sum(rss.get(pid, 0) for pid in tree)
-
-
-def _read(path: str) -> Optional[str]:
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-
-
-def snapshot_parents(proc: str = "/proc") -> Dict[int, int]:
-    """``pid -> ppid`` for every process visible now."""
-    parents: Dict[int, int] = {}
-    for entry in os.listdir(proc):
-        if entry.isdigit():
-            text = _read(f"{proc}/{entry}/stat")
-            if text:
-                pid, ppid = parse_stat_ppid(text)
-                parents[pid] = ppid
-    return parents
+def snapshot_parents() -> Dict[int, int]:
+    """``pid -> ppid`` for every process visible now (for benchmarks/common.py's CPU sums)."""
+    return {p.pid: p.info["ppid"] for p in psutil.process_iter(["ppid"]) if p.info["ppid"] is not None}
 
 
 class ProcRow(NamedTuple):
-    """What one sample needs of a process: its parent, name and ``/proc/<pid>/statm`` text."""
+    """What one sample needs of a process: its parent, name and psutil ``memory_info()`` (bytes).
+
+    ``memory`` is ``(rss, vms, shared, text, lib, data, dirty)`` on Linux: /proc's statm, in bytes.
+    """
 
     ppid: int
-    comm: str
-    statm: str
+    name: str
+    memory: Tuple[int, ...]
 
 
 def tree_memory(rows: Mapping[int, ProcRow]) -> Tuple[int, Dict[str, int]]:
     """``(rss_bytes, by_name)`` summed over ``rows`` (one tree), each address space counted once.
 
-    A child whose statm is identical to its parent's shares the parent's address space: a JVM child
-    between ``posix_spawn``'s clone and its exec (named after the Java thread, e.g. ``Thread-4``), or
-    a process forked an instant ago. Counting it again would double the JVM's footprint for that sample,
-    so it is skipped. ``by_name`` maps each ``comm`` to its summed RSS and ``"processes"`` to the count.
+    A child whose memory figures are identical to its parent's shares the parent's address space: a JVM
+    child between ``posix_spawn``'s clone and its exec (named after the Java thread, e.g. ``Thread-4``),
+    or a process forked an instant ago. Counting it again would double the JVM's footprint for that
+    sample, so it is skipped. ``by_name`` maps each name to its summed RSS and ``"processes"`` to the count.
     """
     total = 0
     by_name: Dict[str, int] = {"processes": len(rows)}
     for row in rows.values():
         parent = rows.get(row.ppid)
-        if parent is not None and parent.statm == row.statm:
+        if parent is not None and parent.memory == row.memory:
             continue
-        rss = parse_statm_rss_bytes(row.statm)
+        rss = row.memory[0]
         total += rss
-        by_name[row.comm] = by_name.get(row.comm, 0) + rss
+        by_name[row.name] = by_name.get(row.name, 0) + rss
     return total, by_name
 
 
-def sample_tree_rss(root: int, proc: str = "/proc") -> Tuple[int, Dict[str, int]]:
+def sample_tree_rss(root: int) -> Tuple[int, Dict[str, int]]:
     """``(rss_bytes, by_name)`` of ``root``'s process tree right now (see :func:`tree_memory`)."""
     rows: Dict[int, ProcRow] = {}
-    for pid in descendants(snapshot_parents(proc), root):
-        stat, statm = _read(f"{proc}/{pid}/stat"), _read(f"{proc}/{pid}/statm")
-        if stat and statm:
-            rows[pid] = ProcRow(parse_stat_ppid(stat)[1], parse_stat_comm(stat), statm.strip())
+    for process in proc.tree(root):
+        try:
+            with process.oneshot():
+                rows[process.pid] = ProcRow(process.ppid(), process.name(), tuple(process.memory_info()))
+        except psutil.Error:  # exited (or became unreadable) since the tree was listed
+            continue
     return tree_memory(rows)
 
 

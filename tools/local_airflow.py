@@ -21,7 +21,6 @@ var/airflow-ui/statsd/metrics.jsonl, rewritten each session.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import signal
@@ -31,9 +30,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from tools.local_run import DAG_ID, ROOT, airflow_env, clients, load_and_deploy, local_config
+
+sys.path.insert(0, str(ROOT / "localstack"))  # local_aws.proc: the local stack's process supervisor
+from local_aws import proc
 
 # Its own metadata DB: `make run` resets var/airflow on every run and would wipe the UI's history.
 UI_AIRFLOW_HOME = ROOT / "var" / "airflow-ui"
@@ -102,25 +104,20 @@ def prepare_db(env: Dict[str, str], dag_id: str = DAG_ID) -> None:
         )
 
 
+def _spawn(name: str, command: List[str], env: Dict[str, str], cwd: Path) -> subprocess.Popen:
+    # Own session (proc.spawn): a terminal's Ctrl-C reaches only this supervisor, so each component gets
+    # exactly one SIGTERM (a second one makes the scheduler exit without stopping its executor workers),
+    # and the component's PID is also the group ID that finds any of its children left behind.
+    log, pid_file = COMPONENT_LOGS / f"{name}.log", UI_AIRFLOW_HOME / f"{name}.pid"
+    return proc.spawn(command, env, log, pid_file, cwd=cwd)
+
+
 def start(env: Dict[str, str]) -> Dict[str, subprocess.Popen]:
     """Start every component with its output in components/<name>.log and its PID in <name>.pid."""
-    COMPONENT_LOGS.mkdir(parents=True, exist_ok=True)
-    processes = {}
-    for name, args in COMPONENTS.items():
-        with open(COMPONENT_LOGS / f"{name}.log", "ab") as log:
-            # Own session: a terminal's Ctrl-C reaches only this supervisor, so each component gets exactly
-            # one SIGTERM (a second one makes the scheduler exit without stopping its executor workers),
-            # and the component's PID is also the group ID that finds any of its children left behind.
-            processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "airflow", *args],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        (UI_AIRFLOW_HOME / f"{name}.pid").write_text(f"{processes[name].pid}\n")
-    return processes
+    return {
+        name: _spawn(name, [sys.executable, "-m", "airflow", *args], env, ROOT)
+        for name, args in COMPONENTS.items()
+    }
 
 
 def statsd_metrics_file() -> Path:
@@ -141,7 +138,6 @@ def start_statsd(
     metrics = statsd_metrics_file()
     metrics.parent.mkdir(parents=True, exist_ok=True)
     metrics.unlink(missing_ok=True)
-    COMPONENT_LOGS.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "STATSD_PORT": str(port),
@@ -149,17 +145,7 @@ def start_statsd(
         "STATSD_FLUSH_INTERVAL_MS": str(flush_ms),
         "STATSD_METRICS_FILE": str(metrics),
     }
-    with open(COMPONENT_LOGS / "statsd.log", "ab") as log:
-        process = subprocess.Popen(  # own session, like the Airflow components (see start)
-            [node, str(STATSD_SERVER), str(STATSD_CONFIG)],
-            cwd=STATSD_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    (UI_AIRFLOW_HOME / "statsd.pid").write_text(f"{process.pid}\n")
-    return {"statsd": process}
+    return {"statsd": _spawn("statsd", [node, str(STATSD_SERVER), str(STATSD_CONFIG)], env, STATSD_DIR)}
 
 
 def statsd_health(mgmt_port: int) -> Optional[str]:
@@ -172,18 +158,27 @@ def statsd_health(mgmt_port: int) -> Optional[str]:
         return None
 
 
+def _wait_ready(
+    ready: Callable[[], bool],
+    what: str,
+    processes: Dict[str, subprocess.Popen],
+    timeout_s: float,
+    interval_s: float,
+) -> None:
+    """Poll ``ready`` every ``interval_s`` s for ``timeout_s`` s; fail at once, naming the component and
+    its log, if any of ``processes`` exits."""
+    try:
+        proc.wait_for(ready, timeout_s, what, lambda: died(processes) is None, interval_s)
+    except RuntimeError:
+        raise RuntimeError(died(processes)) from None
+
+
 def wait_until_statsd_ready(
     mgmt_port: int, processes: Dict[str, subprocess.Popen], timeout_s: float = 30
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        dead = died(processes)
-        if dead:
-            raise RuntimeError(dead)
-        if statsd_health(mgmt_port) == "health: up":
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"the StatsD server did not answer on 127.0.0.1:{mgmt_port} within {timeout_s:.0f} s")
+    """Wait until the StatsD console on 127.0.0.1:``mgmt_port`` answers "health: up"."""
+    what = f"the StatsD server on 127.0.0.1:{mgmt_port}"
+    _wait_ready(lambda: statsd_health(mgmt_port) == "health: up", what, processes, timeout_s, 0.2)
 
 
 def stop(processes: Dict[str, subprocess.Popen]) -> None:
@@ -196,33 +191,27 @@ def stop(processes: Dict[str, subprocess.Popen]) -> None:
 
 
 def _stop(processes: Dict[str, subprocess.Popen]) -> None:
-    for process in processes.values():
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + STOP_GRACE_S
+    # Only running components are signalled by PID: an exited one has been reaped, so its PID is free for
+    # reuse; its group (the PID stays reserved while the group has members) still gets the SIGKILL.
+    running = [process.pid for process in processes.values() if process.poll() is None]
+    proc.terminate_groups(running, STOP_GRACE_S, leader_only=True)
     for name, process in processes.items():
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is already empty
-            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        proc.kill_group(process.pid)
         (UI_AIRFLOW_HOME / f"{name}.pid").unlink(missing_ok=True)
 
 
+def _api_healthy(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/api/v2/monitor/health", timeout=5):
+            return True
+    except OSError:
+        return False
+
+
 def wait_until_healthy(base_url: str, processes: Dict[str, subprocess.Popen], timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        dead = died(processes)
-        if dead:
-            raise RuntimeError(dead)
-        try:
-            with urllib.request.urlopen(f"{base_url}/api/v2/monitor/health", timeout=5):
-                return
-        except OSError:
-            time.sleep(1)
-    raise TimeoutError(f"the API server did not answer at {base_url} within {timeout_s:.0f} s")
+    """Wait until the API server at ``base_url`` answers its health endpoint."""
+    _wait_ready(lambda: _api_healthy(base_url), f"the API server at {base_url}", processes, timeout_s, 1)
 
 
 def died(processes: Dict[str, subprocess.Popen]) -> Optional[str]:

@@ -1,8 +1,14 @@
-"""Background processes by PID file: spawn detached, recognise our own, stop TERM-then-KILL.
+"""Local background processes: start one with its PID in a file, wait until it is ready, recognise it
+later by that PID, measure its process tree, and stop its process group (SIGTERM, then SIGKILL).
+
+The one supervisor of the local stack (local_aws, local_emr), ``make airflow`` (tools/local_airflow.py)
+and the benchmarks' memory sampler (benchmarks/procmon.py). Code outside localstack/ imports it as
+``local_aws.proc`` with localstack/ on sys.path, as the tests and benchmarks/bench_serving.py reach
+local_aws. Process facts come from psutil, not from parsing /proc.
 
 A PID file alone is not proof: the PID may have been recycled by an unrelated process after a crash.
 A process counts as ours only if it is alive and its command line contains the service's marker, so a
-stale PID file never leads to signalling a stranger.
+stale PID file never leads to signalling a stranger. Processes are found by recorded PID, never by name.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import psutil
 
@@ -25,6 +31,14 @@ def read_pid(pid_file: Path) -> Optional[int]:
         return int(pid_file.read_text(encoding="ascii").strip())
     except (OSError, ValueError):
         return None
+
+
+def _alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie (an exited child not yet reaped is gone for us)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def is_ours(pid: Optional[int], marker: str) -> bool:
@@ -48,20 +62,24 @@ def started_at(pid: int) -> Optional[float]:
         return None
 
 
-def rss_mib(pid: int, include_children: bool = True) -> float:
-    """Resident memory of ``pid`` (and its descendants) in MiB; 0.0 if it is gone."""
+def tree(pid: int) -> List[psutil.Process]:
+    """``pid`` and every descendant it has now (by parent links); [] if ``pid`` is gone."""
     try:
-        process = psutil.Process(pid)
-        processes = [process, *process.children(recursive=True)] if include_children else [process]
-        total = 0
-        for item in processes:
-            try:
-                total += item.memory_info().rss
-            except psutil.NoSuchProcess:
-                continue
-        return total / 2**20
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0
+        return []
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants in MiB (shared pages once per process); 0.0 if gone."""
+    total = 0
+    for process in tree(pid):
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:  # exited since the tree was listed
+            continue
+    return total / 2**20
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -94,13 +112,15 @@ def port_owner(port: int) -> str:
 def spawn(
     command: Sequence[str], env: Mapping[str, str], log_file: Path, pid_file: Path, cwd: Path
 ) -> subprocess.Popen:
-    """Start ``command`` in its own session (own process group), output appended to ``log_file``.
+    """Start ``command`` in its own session, output appended to ``log_file``, PID recorded in ``pid_file``.
 
-    Its own session, so that a Ctrl-C in the caller's terminal does not reach it and so that it can be
-    stopped as a group. The PID is written atomically (write then rename) so a reader never sees half.
+    Its own session, so that a Ctrl-C in the caller's terminal does not reach it (the caller decides how
+    it is stopped) and so that its PID is also the ID of a process group holding all its children. The
+    PID is written atomically (write then rename) so a reader never sees half.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
+        # Logs are appended across runs: a header says where each run starts.
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(command)}\n".encode())
         log.flush()
         process = subprocess.Popen(
@@ -113,6 +133,7 @@ def spawn(
             start_new_session=True,
             close_fds=True,
         )
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = pid_file.with_suffix(".pid.tmp")
     tmp.write_text(f"{process.pid}\n", encoding="ascii")
     tmp.replace(pid_file)
@@ -126,7 +147,10 @@ def wait_for(
     alive: Callable[[], bool],
     interval_s: float = 0.2,
 ) -> float:
-    """Poll ``ready`` until true; return the seconds waited. Fail early if ``alive`` turns false."""
+    """Poll ``ready`` every ``interval_s`` s until true; return the seconds waited.
+
+    Raises RuntimeError as soon as ``alive`` turns false, TimeoutError after ``timeout_s`` seconds.
+    """
     start = time.monotonic()
     while True:
         if ready():
@@ -155,25 +179,49 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-def terminate_group(pgid: int, grace_s: float) -> str:
-    """SIGTERM the process group ``pgid``, SIGKILL it after ``grace_s`` seconds; return what it took.
-
-    Returns "gone" (nothing to stop), "terminated" (exited on SIGTERM) or "killed" (needed SIGKILL).
-    """
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return "gone"
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not _group_alive(pgid):
-            return "terminated"
-        time.sleep(0.1)
+def kill_group(pgid: int) -> bool:
+    """SIGKILL whatever is left in process group ``pgid``; False if nothing was."""
     try:
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return "terminated"
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def terminate_groups(pgids: Sequence[int], grace_s: float, leader_only: bool = False) -> Dict[int, str]:
+    """Stop the process groups ``pgids`` together: SIGTERM, then SIGKILL after ``grace_s`` seconds.
+
+    Returns, per group, "gone" (nothing to stop), "terminated" (exited on SIGTERM) or "killed" (needed
+    SIGKILL). ``leader_only``: SIGTERM only the leader and wait for it alone, then SIGKILL the rest of
+    its group at once; for a leader that stops its own children and must get exactly one SIGTERM.
+    """
+    how: Dict[int, str] = {}
+    for pgid in pgids:
+        try:
+            (os.kill if leader_only else os.killpg)(pgid, signal.SIGTERM)
+            how[pgid] = "terminated"
+        except ProcessLookupError:
+            how[pgid] = "gone"
+    alive = _alive if leader_only else _group_alive
+    waiting = [pgid for pgid in pgids if how[pgid] != "gone"]
+    deadline = time.monotonic() + grace_s
+    while True:
+        waiting = [pgid for pgid in waiting if alive(pgid)]
+        if not waiting or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    for pgid in waiting:
+        if kill_group(pgid):
+            how[pgid] = "killed"
+    killed = waiting
+    if leader_only:  # whatever the leaders left behind (e.g. workers a scheduler did not stop)
+        killed = [pgid for pgid in pgids if kill_group(pgid)]
     deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline and _group_alive(pgid):
+    while time.monotonic() < deadline and any(_group_alive(pgid) for pgid in killed):
         time.sleep(0.05)
-    return "killed"
+    return how
+
+
+def terminate_group(pgid: int, grace_s: float) -> str:
+    """SIGTERM process group ``pgid``, SIGKILL it after ``grace_s`` seconds (see terminate_groups)."""
+    return terminate_groups([pgid], grace_s)[pgid]

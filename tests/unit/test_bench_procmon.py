@@ -1,8 +1,10 @@
-"""benchmarks.procmon: /proc parsing and the process-tree memory sum, on exact texts."""
+"""benchmarks.procmon: the process-tree memory sum on exact rows, and on real process trees."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 
 import pytest
@@ -10,28 +12,16 @@ import pytest
 from benchmarks.procmon import (
     ProcRow,
     descendants,
-    parse_stat_comm,
-    parse_stat_ppid,
     parse_statm_rss_bytes,
     run_monitored,
+    sample_tree_rss,
+    snapshot_parents,
     tree_memory,
-    tree_rss_bytes,
 )
 
 pytestmark = pytest.mark.unit
 
-STAT = "4242 (java) S 4240 4242 4100 0 -1 4194560 123 0 0 0 5 3 0 0 20 0 30 0 999 7000000000 250000"
-
-
-def test_parse_stat_reads_pid_ppid_and_name():
-    assert parse_stat_ppid(STAT) == (4242, 4240)
-    assert parse_stat_comm(STAT) == "java"
-
-
-def test_parse_stat_survives_spaces_and_parentheses_in_the_name():
-    text = "77 (python3 (worker) x) R 12 77 12 0 -1 0 0 0"
-    assert parse_stat_ppid(text) == (77, 12)
-    assert parse_stat_comm(text) == "python3 (worker) x"
+MIB = 1024 * 1024
 
 
 def test_statm_second_field_is_resident_pages():
@@ -45,28 +35,41 @@ def test_descendants_follow_the_parent_chain_only():
     assert descendants(parents, 99) == {99}  # a root that is gone: just itself
 
 
-def test_tree_rss_sums_present_pids():
-    assert tree_rss_bytes({10: 100, 11: 20, 12: 3}, {10, 12, 99}) == 103
+def test_snapshot_parents_sees_this_process_and_its_parent():
+    assert snapshot_parents()[os.getpid()] == os.getppid()
 
 
 def test_tree_memory_counts_a_shared_address_space_once():
+    java = (250 * MIB, 900 * MIB, 3 * MIB, 1, 0, 800 * MIB, 0)
     rows = {
-        100: ProcRow(1, "bash", "500 10 5 1 0 100 0"),  # not in the tree's parent map: counted
-        101: ProcRow(100, "java", "900000 250000 3000 1 0 800000 0"),
-        # posix_spawn child of the JVM before exec: same address space, same statm -> skipped
-        102: ProcRow(101, "Thread-4", "900000 250000 3000 1 0 800000 0"),
-        103: ProcRow(101, "python", "60000 30000 2000 1 0 40000 0"),
-        104: ProcRow(103, "python", "61000 12000 2000 1 0 40000 0"),
+        100: ProcRow(1, "bash", (10 * MIB, 500 * MIB, 5, 1, 0, 100, 0)),  # parent not in the tree: counted
+        101: ProcRow(100, "java", java),
+        # posix_spawn child of the JVM before exec: same address space, same figures -> skipped
+        102: ProcRow(101, "Thread-4", java),
+        103: ProcRow(101, "python", (30 * MIB, 60 * MIB, 2, 1, 0, 40, 0)),
+        104: ProcRow(103, "python", (12 * MIB, 61 * MIB, 2, 1, 0, 40, 0)),
     }
     total, by_name = tree_memory(rows)
-    page = os.sysconf("SC_PAGE_SIZE")
-    assert total == (10 + 250000 + 30000 + 12000) * page
-    assert by_name == {
-        "processes": 5,
-        "bash": 10 * page,
-        "java": 250000 * page,
-        "python": 42000 * page,
-    }
+    assert total == (10 + 250 + 30 + 12) * MIB
+    assert by_name == {"processes": 5, "bash": 10 * MIB, "java": 250 * MIB, "python": 42 * MIB}
+
+
+def test_sample_tree_rss_sums_a_real_tree():
+    # A python child that starts a sleep child and reports its PID: a two-process tree.
+    code = (
+        "import subprocess, sys; print(subprocess.Popen(['sleep', '30']).pid, flush=True); sys.stdin.read()"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    sleep_pid = int(parent.stdout.readline())
+    try:
+        total, by_name = sample_tree_rss(parent.pid)
+        assert by_name["processes"] == 2, by_name
+        assert by_name.get("sleep", 0) > 0 and total > by_name["sleep"]
+    finally:
+        os.kill(sleep_pid, signal.SIGKILL)
+        parent.stdin.close()
+        parent.wait(timeout=10)
+    assert sample_tree_rss(parent.pid) == (0, {"processes": 0})  # reaped: nothing left to sample
 
 
 def test_run_monitored_stamps_output_and_samples_memory(tmp_path):
