@@ -1,9 +1,9 @@
 """build_features: parsed events over a lookback window -> confidence matrix, id maps and a time-based split.
 
     spark-submit spark_jobs/build_features.py --events URI --run-date YYYY-MM-DD --output URI
-        [--lookback-days 30] [--half-life-days 14] [--weights view=1,click=2,add_to_cart=4,purchase=8]
-        [--min-user-items 2] [--min-item-users 2] [--holdout-fraction 0.2] [--min-items-for-holdout 3]
-        [--min-window-share 0.8] [--validation-fraction 0.0]
+        [--lookback-days N] [--half-life-days D] [--weights view=1,click=2,add_to_cart=4,purchase=8]
+        [--rating-weight W] [--min-user-items N] [--min-item-users N] [--holdout-fraction F]
+        [--min-items-for-holdout N] [--min-window-share F] [--validation-fraction F]
 
 Reads, for each day of the window, the attempt that ``<events>/dt=YYYY-MM-DD/_PUBLISHED.json`` names
 (parse_logs publishes a day only when it passed its reject ratio); fails, naming the days, when fewer
@@ -44,6 +44,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from spark_jobs.common import fs
+from spark_jobs.common import job_defaults as defaults
 from spark_jobs.common.cli import (
     JobError,
     date_arg,
@@ -64,6 +65,8 @@ log = get_logger(JOB)
 
 # Stronger intent weighs more: view < click < add_to_cart < purchase. Ratings weigh their value.
 DEFAULT_WEIGHTS = {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0}
+DEFAULT_RATING_WEIGHT = 1.0  # a rating weighs its value (stars) x this
+DEFAULT_MIN_ITEMS_FOR_HOLDOUT = 3  # users with fewer items get no holdout (and no validation split)
 MAX_SUPPORT_ROUNDS = 20
 # Id maps up to this many rows are broadcast to the join with the pairs (a few MB of ids) instead of
 # shuffling the pairs twice.
@@ -346,15 +349,15 @@ def run(
     events_uri: str,
     run_date: dt.date,
     output_uri: str,
-    lookback: int = 30,
-    half_life_days: float = 14.0,
+    lookback: int = defaults.LOOKBACK_DAYS,
+    half_life_days: float = defaults.HALF_LIFE_DAYS,
     weights: Optional[Dict[str, float]] = None,
-    rating_weight: float = 1.0,
-    min_user_items: int = 2,
-    min_item_users: int = 2,
-    holdout_fraction: float = 0.2,
-    min_items_for_holdout: int = 3,
-    min_window_share: float = 0.8,
+    rating_weight: float = DEFAULT_RATING_WEIGHT,
+    min_user_items: int = defaults.MIN_USER_ITEMS,
+    min_item_users: int = defaults.MIN_ITEM_USERS,
+    holdout_fraction: float = defaults.HOLDOUT_FRACTION,
+    min_items_for_holdout: int = DEFAULT_MIN_ITEMS_FOR_HOLDOUT,
+    min_window_share: float = defaults.MIN_WINDOW_SHARE,
     validation_fraction: float = 0.0,
 ) -> Dict[str, object]:
     """Build the features for ``run_date`` and write them under ``output_uri``; returns the manifest.
@@ -505,32 +508,52 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     )
     parser.add_argument("--run-date", required=True, type=date_arg, help="last day of the window (UTC)")
     parser.add_argument("--output", required=True, help="features output URI (overwritten)")
-    parser.add_argument("--lookback-days", type=positive_int_arg, default=30, help="window length in days")
     parser.add_argument(
-        "--half-life-days", type=non_negative_float_arg, default=14.0, help="time-decay half-life; 0 = none"
+        "--lookback-days", type=positive_int_arg, default=defaults.LOOKBACK_DAYS, help="window length in days"
+    )
+    parser.add_argument(
+        "--half-life-days",
+        type=non_negative_float_arg,
+        default=defaults.HALF_LIFE_DAYS,
+        help="time-decay half-life in days; 0 = none",
     )
     parser.add_argument(
         "--weights", type=parse_weights, default=dict(DEFAULT_WEIGHTS), help="event-type weights NAME=W,..."
     )
     parser.add_argument(
-        "--rating-weight", type=non_negative_float_arg, default=1.0, help="a rating weighs value x this"
+        "--rating-weight",
+        type=non_negative_float_arg,
+        default=DEFAULT_RATING_WEIGHT,
+        help="a rating weighs value x this",
     )
     parser.add_argument(
-        "--min-user-items", type=positive_int_arg, default=2, help="min distinct items per user"
+        "--min-user-items",
+        type=positive_int_arg,
+        default=defaults.MIN_USER_ITEMS,
+        help="min distinct items per user",
     )
     parser.add_argument(
-        "--min-item-users", type=positive_int_arg, default=2, help="min distinct users per item"
+        "--min-item-users",
+        type=positive_int_arg,
+        default=defaults.MIN_ITEM_USERS,
+        help="min distinct users per item",
     )
     parser.add_argument(
-        "--holdout-fraction", type=ratio_arg, default=0.2, help="share of each user's latest items held out"
+        "--holdout-fraction",
+        type=ratio_arg,
+        default=defaults.HOLDOUT_FRACTION,
+        help="share of each user's latest items held out",
     )
     parser.add_argument(
-        "--min-items-for-holdout", type=positive_int_arg, default=3, help="users with fewer get no holdout"
+        "--min-items-for-holdout",
+        type=positive_int_arg,
+        default=DEFAULT_MIN_ITEMS_FOR_HOLDOUT,
+        help="users with fewer get no holdout",
     )
     parser.add_argument(
         "--min-window-share",
         type=ratio_arg,
-        default=0.8,
+        default=defaults.MIN_WINDOW_SHARE,
         help="fail unless at least this share of the window's days is published (missing and rejected "
         "days count against it)",
     )

@@ -1,7 +1,7 @@
 """evaluate: ranking metrics at K of the model's recommendations and of a popularity baseline, same split.
 
     spark-submit spark_jobs/evaluate.py --features URI --recommendations URI --output URI
-        [--production URI] [--k 10]
+        [--production URI] [--k K]
 
 Reads the build_features folder (``train/``, ``holdout/``, ``items/``) and train_cf's evaluation lists
 (long format: user_idx, rank, item_idx, ...; the model fitted on ``train/`` only). Evaluated users are
@@ -40,6 +40,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DecimalType, IntegerType
 
 from spark_jobs.common import fs, schemas
+from spark_jobs.common import job_defaults as defaults
 from spark_jobs.common.cli import JobError, new_parser, positive_int_arg, run_job
 from spark_jobs.common.joblog import get_logger
 from spark_jobs.common.popularity import CatalogueMismatch, popular_lists, popularity_order
@@ -313,7 +314,7 @@ def run(
     features_uri: str,
     recs_uri: str,
     output_uri: str,
-    k: int = 10,
+    k: int = defaults.EVALUATION_K,
     production_uri: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Evaluate ``recs_uri`` against the split under ``features_uri``; write ``<output_uri>/metrics.json``.
@@ -382,7 +383,9 @@ def parse_args(argv: Optional[Sequence[str]] = None):
         default=None,
         help="train_cf's production/ folder: score production's configuration beside the candidate",
     )
-    parser.add_argument("--k", type=positive_int_arg, default=10, help="cut-off K of the metrics")
+    parser.add_argument(
+        "--k", type=positive_int_arg, default=defaults.EVALUATION_K, help="cut-off K of the metrics"
+    )
     return parser.parse_args(argv)
 
 

@@ -1,8 +1,8 @@
 """load_serving: one registered version's served lists into the serving table (DynamoDB).
 
     spark-submit spark_jobs/load_serving.py --recommendations URI --features URI --version V --table T
-        [--region R] [--endpoint-url URL] [--ttl-days 14] [--max-items 100] [--threads 4]
-        [--partitions N] [--max-attempts 10] [--ensure-table] [--summary URI]
+        [--region R] [--endpoint-url URL] [--ttl-days D] [--max-items N] [--threads N]
+        [--partitions N] [--max-attempts N] [--ensure-table] [--summary URI]
 
 Reads the version's served lists (docs/contracts.md §4: ``user_id, rank, item_id, score, source``, one
 row per user and rank) and the run's features (``train/`` + ``holdout/`` + ``items/``), from which the
@@ -42,6 +42,7 @@ from serving.load import LoadCounts, ReconciliationError, finish_load
 from serving.pointer import LiveVersionError, assert_not_live
 from serving.table import RankedList, check_version, ensure_table
 from spark_jobs.common import fs
+from spark_jobs.common import job_defaults as defaults
 from spark_jobs.common.cli import JobError, new_parser, positive_int_arg, run_job
 from spark_jobs.common.joblog import get_logger
 from spark_jobs.common.session import _zip_package, build_spark
@@ -49,9 +50,7 @@ from spark_jobs.common.uris import join_uri
 
 JOB = "load_serving"
 log = get_logger(JOB)
-DEFAULT_TTL_DAYS = 14
-DEFAULT_MAX_ITEMS = 100
-DEFAULT_THREADS = 4
+DEFAULT_TTL_DAYS = 14  # the DAG passes its own (serving_ttl_days)
 LIST_COLUMNS = ("user_id", "rank", "item_id", "score", "source")
 
 
@@ -193,8 +192,8 @@ def run(
     *,
     client_kwargs: Dict[str, Any],
     expires_at: int,
-    max_items: int = DEFAULT_MAX_ITEMS,
-    threads: int = DEFAULT_THREADS,
+    max_items: int = defaults.SERVE_K,
+    threads: int = defaults.SERVING_LOAD_THREADS,
     partitions: Optional[int] = None,
     max_attempts: int = 10,
     ensure: bool = False,
@@ -339,12 +338,12 @@ def parse_args(argv: Optional[Sequence[str]] = None):
         "--ttl-days", type=positive_int_arg, default=DEFAULT_TTL_DAYS, help="days until the items expire"
     )
     parser.add_argument(
-        "--max-items", type=positive_int_arg, default=DEFAULT_MAX_ITEMS, help="items kept per list"
+        "--max-items", type=positive_int_arg, default=defaults.SERVE_K, help="items kept per list"
     )
     parser.add_argument(
         "--threads",
         type=positive_int_arg,
-        default=DEFAULT_THREADS,
+        default=defaults.SERVING_LOAD_THREADS,
         help="requests in flight per task (<= 16)",
     )
     parser.add_argument("--partitions", type=positive_int_arg, default=None, help="repartition the users")

@@ -1,8 +1,8 @@
 """train_cf: the evaluation fit, production's refit, the serving fit, and the served top-K lists.
 
     spark-submit spark_jobs/train_cf.py --features URI --output URI [--engine implicit|spark-als]
-        [--algorithm als|bpr] [--factors 64] [--iterations 15] [--regularization R] [--alpha 1.0]
-        [--learning-rate 0.01] [--seed 42] [--k 10] [--serve-k 100]
+        [--algorithm als|bpr] [--factors N] [--iterations N] [--regularization R] [--alpha A]
+        [--learning-rate LR] [--seed S] [--num-threads N] [--k K] [--serve-k K]
         [--production-pointer URI --run-date YYYY-MM-DD] [--params-source JSON]
 
 Two fits with the same engine and parameters, for two purposes (docs/contracts.md):
@@ -47,22 +47,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.common import fs, production
-from spark_jobs.common.cli import (
-    JobError,
-    date_arg,
-    json_object_arg,
-    new_parser,
-    non_negative_float_arg,
-    positive_int_arg,
-    run_job,
-)
+from spark_jobs.common import job_defaults as defaults
+from spark_jobs.common.cli import JobError, date_arg, json_object_arg, new_parser, positive_int_arg, run_job
 from spark_jobs.common.engines import (
-    ALGORITHMS,
-    ENGINES,
     FactorModel,
     TrainParams,
+    add_model_arguments,
     fit,
     matrix_from_frame,
+    params_from_args,
 )
 from spark_jobs.common.joblog import get_logger
 from spark_jobs.common.popularity import (
@@ -77,8 +70,6 @@ from spark_jobs.common.uris import join_uri
 
 JOB = "train_cf"
 log = get_logger(JOB)
-DEFAULT_K = 10
-DEFAULT_SERVE_K = 100
 
 
 def fit_and_rank(
@@ -207,8 +198,8 @@ def run(
     features_uri: str,
     output_uri: str,
     params: TrainParams,
-    k: int = DEFAULT_K,
-    serve_k: int = DEFAULT_SERVE_K,
+    k: int = defaults.EVALUATION_K,
+    serve_k: int = defaults.SERVE_K,
     production_plan: Optional[Dict[str, Any]] = None,
     params_source: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
@@ -388,35 +379,15 @@ def resolve_production(
 
 
 def parse_args(argv: Optional[Sequence[str]] = None):
-    defaults = TrainParams()
     parser = new_parser(JOB, __doc__.split("\n\n")[0])
     parser.add_argument("--features", required=True, help="build_features output URI")
     parser.add_argument("--output", required=True, help="output URI (model/, recommendations/, ...)")
-    parser.add_argument("--engine", choices=ENGINES, default=defaults.engine, help="training engine")
-    parser.add_argument("--algorithm", choices=ALGORITHMS, default=defaults.algorithm, help="implicit only")
+    add_model_arguments(parser)
     parser.add_argument(
-        "--factors", type=positive_int_arg, default=defaults.factors, help="latent dimensions"
-    )
-    parser.add_argument("--iterations", type=positive_int_arg, default=defaults.iterations, help="epochs")
-    parser.add_argument(
-        "--regularization",
-        type=non_negative_float_arg,
-        default=None,
-        help="L2 weight (default: per engine: 30 for implicit ALS, 0.01 for BPR and spark-als)",
+        "--k", type=positive_int_arg, default=defaults.EVALUATION_K, help="evaluation list length"
     )
     parser.add_argument(
-        "--alpha", type=non_negative_float_arg, default=defaults.alpha, help="confidence scaling (ALS)"
-    )
-    parser.add_argument(
-        "--learning-rate", type=non_negative_float_arg, default=defaults.learning_rate, help="BPR step size"
-    )
-    parser.add_argument(
-        "--num-threads", type=int, default=defaults.num_threads, help="implicit; 0 = all cores"
-    )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
-    parser.add_argument("--k", type=positive_int_arg, default=DEFAULT_K, help="evaluation list length")
-    parser.add_argument(
-        "--serve-k", type=positive_int_arg, default=DEFAULT_SERVE_K, help="served list length"
+        "--serve-k", type=positive_int_arg, default=defaults.SERVE_K, help="served list length"
     )
     parser.add_argument(
         "--production-pointer", default=None, help="registry latest.json: refit production's configuration"
@@ -439,17 +410,7 @@ def parse_args(argv: Optional[Sequence[str]] = None):
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     try:
-        params = TrainParams(
-            engine=args.engine,
-            algorithm=args.algorithm,
-            factors=args.factors,
-            iterations=args.iterations,
-            regularization=args.regularization,
-            alpha=args.alpha,
-            learning_rate=args.learning_rate,
-            seed=args.seed,
-            num_threads=args.num_threads,
-        )
+        params = params_from_args(args)
     except ValueError as exc:
         raise JobError(str(exc)) from None
     spark = build_spark(JOB)

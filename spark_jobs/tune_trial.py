@@ -1,8 +1,8 @@
 """tune_trial: one tuning configuration, fitted on the validation split's fit part and scored on its holdout.
 
     spark-submit spark_jobs/tune_trial.py --features URI --output URI --name NAME
-        [--engine implicit|spark-als] [--algorithm als|bpr] [--factors 64] [--iterations 15]
-        [--regularization R] [--alpha 1.0] [--learning-rate 0.01] [--seed 42] [--num-threads N] [--k 10]
+        [--engine implicit|spark-als] [--algorithm als|bpr] [--factors N] [--iterations N]
+        [--regularization R] [--alpha A] [--learning-rate LR] [--seed S] [--num-threads N] [--k K]
 
 One step of the tuning sweep (docs/contracts.md §6). Reads a build_features folder built with
 ``--validation-fraction``: ``manifest.json`` (catalogue sizes, the ``validation`` block),
@@ -48,15 +48,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.common import fs
-from spark_jobs.common.cli import JobError, new_parser, non_negative_float_arg, positive_int_arg, run_job
+from spark_jobs.common import job_defaults as defaults
+from spark_jobs.common.cli import JobError, new_parser, positive_int_arg, run_job
 from spark_jobs.common.engines import (
-    ALGORITHMS,
-    DEFAULT_REGULARIZATION,
-    ENGINES,
     FactorModel,
     TrainParams,
+    add_model_arguments,
     fit,
     matrix_from_frame,
+    params_from_args,
 )
 from spark_jobs.common.joblog import get_logger
 from spark_jobs.common.popularity import CatalogueMismatch, popularity_order
@@ -65,7 +65,6 @@ from spark_jobs.common.recommend import recommend_top_k
 from spark_jobs.common.session import build_spark
 from spark_jobs.common.uris import join_uri
 from spark_jobs.evaluate import model_lists, popularity_lists, relevant_sets, score_lists, summarise
-from spark_jobs.train_cf import DEFAULT_K
 
 JOB = "tune_trial"
 log = get_logger(JOB)
@@ -219,7 +218,7 @@ def run(
     output_uri: str,
     name: str,
     params: TrainParams,
-    k: int = DEFAULT_K,
+    k: int = defaults.EVALUATION_K,
 ) -> Dict[str, Any]:
     """Fit ``params`` on the features' validation fit, score it on the validation holdout, write the
     trial's document to ``output_uri`` (one JSON file) and return it."""
@@ -319,56 +318,17 @@ def run(
 
 
 def parse_args(argv: Optional[Sequence[str]] = None):
-    defaults = TrainParams()
-    regularization = ", ".join(
-        f"{value:g} for {engine} {algorithm}" for (engine, algorithm), value in DEFAULT_REGULARIZATION.items()
-    )
     parser = new_parser(JOB, __doc__.split("\n\n")[0])
     parser.add_argument(
         "--features", required=True, help="build_features output URI, built with --validation-fraction"
     )
     parser.add_argument("--output", required=True, help="URI of the trial's JSON document (overwritten)")
     parser.add_argument("--name", required=True, help="the configuration's name (recorded)")
-    # The model options are train_cf's: same names, types and defaults.
-    parser.add_argument("--engine", choices=ENGINES, default=defaults.engine, help="training engine")
-    parser.add_argument("--algorithm", choices=ALGORITHMS, default=defaults.algorithm, help="implicit only")
+    add_model_arguments(parser)  # train_cf's model options
     parser.add_argument(
-        "--factors", type=positive_int_arg, default=defaults.factors, help="latent dimensions"
+        "--k", type=positive_int_arg, default=defaults.EVALUATION_K, help="list length and metrics' K"
     )
-    parser.add_argument("--iterations", type=positive_int_arg, default=defaults.iterations, help="epochs")
-    parser.add_argument(
-        "--regularization",
-        type=non_negative_float_arg,
-        default=None,
-        help=f"L2 weight (default: per engine: {regularization})",
-    )
-    parser.add_argument(
-        "--alpha", type=non_negative_float_arg, default=defaults.alpha, help="confidence scaling (ALS)"
-    )
-    parser.add_argument(
-        "--learning-rate", type=non_negative_float_arg, default=defaults.learning_rate, help="BPR step size"
-    )
-    parser.add_argument(
-        "--num-threads", type=int, default=defaults.num_threads, help="implicit; 0 = all cores"
-    )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
-    parser.add_argument("--k", type=positive_int_arg, default=DEFAULT_K, help="list length and metrics' K")
     return parser.parse_args(argv)
-
-
-def params_from_args(args) -> TrainParams:
-    """The parsed model options as :class:`TrainParams` (ValueError for a bad combination)."""
-    return TrainParams(
-        engine=args.engine,
-        algorithm=args.algorithm,
-        factors=args.factors,
-        iterations=args.iterations,
-        regularization=args.regularization,
-        alpha=args.alpha,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        num_threads=args.num_threads,
-    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

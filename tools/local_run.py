@@ -85,8 +85,9 @@ def airflow_env(config: Dict[str, object]) -> Dict[str, str]:
             "AWS_ACCESS_KEY_ID": RESOURCES["aws_access_key_id"],
             "AWS_SECRET_ACCESS_KEY": RESOURCES["aws_secret_access_key"],
             "AWS_DEFAULT_REGION": RESOURCES["region"],
-            # The DAG imports the `serving` package (the pointer switch); a deployment installs this
-            # project into Airflow's environment, here the checkout is on the path instead.
+            # The DAG imports the `serving` package (the pointer switch) and the jobs' option defaults
+            # (spark_jobs.common.job_defaults); a deployment puts serving/ and spark_jobs/ on Airflow's
+            # path (README, "Deploying"), here the checkout is on the path instead.
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
         }
     )

@@ -20,6 +20,10 @@ import os
 import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+# The jobs' option defaults, read by the jobs too: standard library only (no pyspark at parse time),
+# deployed with spark_jobs/ beside dags/ (README.md, "Deploying").
+from spark_jobs.common import job_defaults
+
 CONFIG_ENV_VAR = "AIRFLOW_VAR_RECSYS_TRAINING_CONFIG"
 
 
@@ -69,29 +73,29 @@ class PipelineConfig:
     train_driver_cores: int = 4
     train_driver_memory_gb: int = 12
     train_max_result_size_gb: int = 4
-    # --- jobs
-    max_reject_ratio: float = 0.05
-    lookback_days: int = 30
+    # --- jobs: the defaults are the jobs' own (spark_jobs/common/job_defaults.py), passed on explicitly
+    max_reject_ratio: float = 0.05  # parse_logs fails a day above it (the job alone never fails on rejects)
+    lookback_days: int = job_defaults.LOOKBACK_DAYS
     # build_features fails, naming the days, when fewer than this share of the window's days is published
     # (missing days and days over max_reject_ratio both count against it).
-    min_window_share: float = 0.8
-    half_life_days: float = 14.0
-    min_user_items: int = 2
-    min_item_users: int = 2
-    holdout_fraction: float = 0.2
-    engine: str = "implicit"  # implicit | spark-als
-    algorithm: str = "als"  # als | bpr (implicit only)
-    factors: int = 64
-    iterations: int = 15
+    min_window_share: float = job_defaults.MIN_WINDOW_SHARE
+    half_life_days: float = job_defaults.HALF_LIFE_DAYS
+    min_user_items: int = job_defaults.MIN_USER_ITEMS
+    min_item_users: int = job_defaults.MIN_ITEM_USERS
+    holdout_fraction: float = job_defaults.HOLDOUT_FRACTION
+    engine: str = job_defaults.ENGINE  # implicit | spark-als
+    algorithm: str = job_defaults.ALGORITHM  # als | bpr (implicit only)
+    factors: int = job_defaults.FACTORS
+    iterations: int = job_defaults.ITERATIONS
     # None = not passed to the job: the engine's own default applies (train_cf --help), so choosing
     # spark-als or bpr never trains with implicit ALS's regularization.
     regularization: Optional[float] = None
     learning_rate: Optional[float] = None  # BPR only; None = train_cf's default
     event_weights: Optional[str] = None  # "view=1,click=2,..." (build_features --weights); None = its default
-    alpha: float = 1.0
-    k: int = 10  # evaluation cut-off: metrics and the gate are @k
-    serve_k: int = 100  # length of each served list
-    seed: int = 42
+    alpha: float = job_defaults.ALPHA
+    k: int = job_defaults.EVALUATION_K  # evaluation cut-off: metrics and the gate are @k
+    serve_k: int = job_defaults.SERVE_K  # length of each served list
+    seed: int = job_defaults.SEED
     # --- serving (DynamoDB; serving/table.py, docs/serving.md): load_serving writes every run's lists
     # into the run's version; promote_model switches the table's pointer to it.
     serving_table: str = "recsys-serving"
@@ -99,7 +103,7 @@ class PipelineConfig:
     # at least 7 days more than stale_model_hours, so the stale-model alarm fires a week or more before
     # an unrefreshed live version would lose its lists.
     serving_ttl_days: int = 30
-    serving_load_threads: int = 4  # BatchWriteItem requests in flight per Spark task (1..16)
+    serving_load_threads: int = job_defaults.SERVING_LOAD_THREADS  # BatchWriteItem requests in flight (1..16)
     # --- quality gate (evaluation model on the day's holdout; production's configuration refitted on the
     # same training split and scored on the same users: see docs/contracts.md)
     min_ndcg: float = 0.05  # absolute floor of NDCG@k
@@ -238,9 +242,9 @@ def config_from_mapping(overrides: Mapping[str, Any]) -> PipelineConfig:
         raise ValueError(f"unknown recsys config keys: {unknown}; known keys: {sorted(_FIELDS)}")
     checked = {name: _check_type(name, value) for name, value in overrides.items()}
     config = PipelineConfig(**checked)
-    if config.engine not in ("implicit", "spark-als"):
-        raise ValueError(f"engine must be implicit or spark-als, got {config.engine!r}")
-    if config.algorithm not in ("als", "bpr") or (config.engine == "spark-als" and config.algorithm != "als"):
+    if config.engine not in job_defaults.ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(job_defaults.ENGINES)}, got {config.engine!r}")
+    if config.algorithm not in job_defaults.ALGORITHMS_BY_ENGINE[config.engine]:
         raise ValueError(f"algorithm {config.algorithm!r} is not available for engine {config.engine!r}")
     for name in ("regularization", "learning_rate"):
         if getattr(config, name) is not None and getattr(config, name) < 0:

@@ -16,13 +16,13 @@ import dataclasses
 import itertools
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from spark_jobs.common.job_defaults import ALGORITHMS, ALGORITHMS_BY_ENGINE, ENGINES
+
 # The values a configuration may set, and which job uses them: the model's go to train_cf / tune_trial,
 # the features' to build_features (one features build per distinct combination of them).
 MODEL_KEYS = ("engine", "algorithm", "factors", "iterations", "regularization", "learning_rate", "alpha")
 FEATURE_KEYS = ("half_life_days",)
 TUNABLE = MODEL_KEYS + FEATURE_KEYS
-ENGINES = ("implicit", "spark-als")
-ALGORITHMS = {"implicit": ("als", "bpr"), "spark-als": ("als",)}
 # Short labels for the step and file names of a configuration (``t03_f64_reg10``).
 _LABELS = {
     "engine": "",
@@ -79,8 +79,8 @@ def check_value(key: str, value: Any) -> Any:
             raise ValueError(f"tuning_grid: engine must be one of {ENGINES}, got {value!r}")
         return value
     if key == "algorithm":
-        if value not in ("als", "bpr"):
-            raise ValueError(f"tuning_grid: algorithm must be als or bpr, got {value!r}")
+        if value not in ALGORITHMS:
+            raise ValueError(f"tuning_grid: algorithm must be one of {ALGORITHMS}, got {value!r}")
         return value
     if key in ("factors", "iterations"):
         return _number(key, value, integer=True)
@@ -131,7 +131,7 @@ def expand_grid(grid: Any, base: Mapping[str, Any], max_configs: int) -> List[Tr
     trials, seen = [], {}
     for index, partial in enumerate(partials, start=1):
         values = {key: check_value(key, partial.get(key, base.get(key))) for key in TUNABLE}
-        if values["algorithm"] not in ALGORITHMS[values["engine"]]:
+        if values["algorithm"] not in ALGORITHMS_BY_ENGINE[values["engine"]]:
             raise ValueError(
                 f"tuning_grid: configuration {index} asks for algorithm {values['algorithm']!r}, which engine"
                 f" {values['engine']!r} does not implement"

@@ -10,46 +10,37 @@ Both return factor DataFrames, so recommendation and evaluation do not care whic
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from spark_jobs.common import job_defaults as defaults
+from spark_jobs.common.cli import non_negative_float_arg, positive_int_arg
+from spark_jobs.common.job_defaults import ALGORITHMS, ALGORITHMS_BY_ENGINE, ENGINES, REGULARIZATION_BY_MODEL
 from spark_jobs.common.schemas import FACTORS_ITEM, FACTORS_USER
-
-ENGINES = ("implicit", "spark-als")
-ALGORITHMS = ("als", "bpr")
-# Default L2 weight per (engine, algorithm). implicit ALS: the MovieLens-100K tuning of
-# docs/benchmarks.md, on the scale of the confidences (1-5 stars there). BPR and Spark ALS keep 0.01:
-# BPR regularizes every sampled update, and Spark multiplies regParam by each user's and item's number
-# of ratings (ALS-WR), so the ALS value would smother both.
-DEFAULT_REGULARIZATION: Dict[Tuple[str, str], float] = {
-    ("implicit", "als"): 30.0,
-    ("implicit", "bpr"): 0.01,
-    ("spark-als", "als"): 0.01,
-}
 
 
 @dataclass(frozen=True)
 class TrainParams:
     """Hyperparameters. ``alpha`` scales confidences (ALS); ``learning_rate`` is BPR's step size.
 
-    The implicit ALS defaults (64 factors, 15 iterations, regularization 30, alpha 1) are the
-    MovieLens-100K tuning of docs/benchmarks.md. ``regularization=None`` means the engine's and
-    algorithm's default (:data:`DEFAULT_REGULARIZATION`); the instance always holds the resolved number.
+    Defaults from :mod:`spark_jobs.common.job_defaults`. ``regularization=None`` means the engine's and
+    algorithm's default (``REGULARIZATION_BY_MODEL``); the instance always holds the resolved number.
     """
 
-    engine: str = "implicit"
-    algorithm: str = "als"
-    factors: int = 64
-    iterations: int = 15
+    engine: str = defaults.ENGINE
+    algorithm: str = defaults.ALGORITHM
+    factors: int = defaults.FACTORS
+    iterations: int = defaults.ITERATIONS
     regularization: Optional[float] = None
-    alpha: float = 1.0
-    learning_rate: float = 0.01
-    seed: int = 42
+    alpha: float = defaults.ALPHA
+    learning_rate: float = defaults.LEARNING_RATE
+    seed: int = defaults.SEED
     num_threads: int = 0  # implicit only; 0 = all cores
 
     def __post_init__(self) -> None:
@@ -57,13 +48,58 @@ class TrainParams:
             raise ValueError(f"unknown engine {self.engine!r}; choose one of {ENGINES}")
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {self.algorithm!r}; choose one of {ALGORITHMS}")
-        if self.engine == "spark-als" and self.algorithm != "als":
-            raise ValueError("engine spark-als only implements algorithm als")
+        if self.algorithm not in ALGORITHMS_BY_ENGINE[self.engine]:
+            only = " and ".join(ALGORITHMS_BY_ENGINE[self.engine])
+            raise ValueError(f"engine {self.engine} only implements algorithm {only}")
         if self.regularization is None:  # frozen: set the resolved default once, here
-            object.__setattr__(self, "regularization", DEFAULT_REGULARIZATION[(self.engine, self.algorithm)])
+            object.__setattr__(self, "regularization", REGULARIZATION_BY_MODEL[(self.engine, self.algorithm)])
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model options of train_cf and tune_trial (same names, types and defaults in both)."""
+    regularization = ", ".join(
+        f"{value:g} for {engine} {algorithm}"
+        for (engine, algorithm), value in REGULARIZATION_BY_MODEL.items()
+    )
+    parser.add_argument("--engine", choices=ENGINES, default=defaults.ENGINE, help="training engine")
+    parser.add_argument("--algorithm", choices=ALGORITHMS, default=defaults.ALGORITHM, help="implicit only")
+    parser.add_argument(
+        "--factors", type=positive_int_arg, default=defaults.FACTORS, help="latent dimensions"
+    )
+    parser.add_argument("--iterations", type=positive_int_arg, default=defaults.ITERATIONS, help="epochs")
+    parser.add_argument(
+        "--regularization",
+        type=non_negative_float_arg,
+        default=None,
+        help=f"L2 weight (default: per engine: {regularization})",
+    )
+    parser.add_argument(
+        "--alpha", type=non_negative_float_arg, default=defaults.ALPHA, help="confidence scaling (ALS)"
+    )
+    parser.add_argument(
+        "--learning-rate", type=non_negative_float_arg, default=defaults.LEARNING_RATE, help="BPR step size"
+    )
+    parser.add_argument("--num-threads", type=int, default=0, help="implicit; 0 = all cores")
+    parser.add_argument("--seed", type=int, default=defaults.SEED, help="random seed")
+
+
+def params_from_args(args: argparse.Namespace) -> TrainParams:
+    """The parsed model options (:func:`add_model_arguments`) as :class:`TrainParams` (ValueError for a
+    bad combination)."""
+    return TrainParams(
+        engine=args.engine,
+        algorithm=args.algorithm,
+        factors=args.factors,
+        iterations=args.iterations,
+        regularization=args.regularization,
+        alpha=args.alpha,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        num_threads=args.num_threads,
+    )
 
 
 class FactorModel(NamedTuple):

@@ -270,26 +270,3 @@ def test_config_rejects_unknown_keys_and_wrong_types(monkeypatch):
     with pytest.raises(ValueError, match="not valid JSON"):
         load_config({"AIRFLOW_VAR_RECSYS_TRAINING_CONFIG": "{"})
     assert load_config({}).data_bucket == "recsys-data-lake"
-
-
-def test_dag_defaults_match_the_jobs_defaults():
-    """The DAG cannot import train_cf/build_features (pyspark at parse time), so their defaults are
-    repeated in the DAG config; this keeps the two from drifting apart."""
-    from recsys_dag.config import PipelineConfig
-
-    from spark_jobs import build_features, train_cf
-    from spark_jobs.common.engines import TrainParams
-
-    cfg, params = PipelineConfig(), TrainParams()
-    for name in ("engine", "algorithm", "factors", "iterations", "alpha", "seed"):
-        assert getattr(cfg, name) == getattr(params, name), name
-    features = build_features.parse_args(["--events", "e", "--run-date", "2024-01-01", "--output", "o"])
-    assert (cfg.lookback_days, cfg.half_life_days) == (features.lookback_days, features.half_life_days)
-    assert (cfg.min_user_items, cfg.min_item_users) == (features.min_user_items, features.min_item_users)
-    assert (cfg.holdout_fraction, cfg.min_window_share) == (
-        features.holdout_fraction,
-        features.min_window_share,
-    )
-    train = train_cf.parse_args(["--features", "f", "--output", "o"])
-    assert (cfg.k, cfg.serve_k) == (train.k, train.serve_k)
-    assert cfg.regularization is None and cfg.learning_rate is None and cfg.event_weights is None
