@@ -191,17 +191,17 @@ def index_ids(values: DataFrame, column: str, index_column: str) -> Tuple[DataFr
         .localCheckpoint(eager=False)  # the counts and the ids must see the same numbering
     )
     counts = located.groupBy("_part").agg(F.count(F.lit(1)).alias("n")).collect()
-    sizes = sorted((row["_part"], row["n"]) for row in counts)
     offsets, total = [], 0
-    for part, n in sizes:
-        offsets.append((part, total))
+    for part, n in sorted((row["_part"], row["n"]) for row in counts):
+        offsets += [F.lit(part), F.lit(total)]
         total += n
-    spark = values.sparkSession
-    offset_frame = spark.createDataFrame(offsets or [(0, 0)], "_part int, _offset long")
+    if not offsets:
+        return located.select(F.lit(0).alias(index_column), column), 0
+    # The offsets as a literal map, not a joined frame: createDataFrame would import pandas (~1 s) to
+    # look at a list of a few tuples.
+    offset = F.create_map(*offsets)[F.col("_part")]
     position = F.col("_row") - F.shiftleft(F.col("_part").cast("long"), 33)
-    ids = located.join(F.broadcast(offset_frame), "_part").select(
-        (F.col("_offset") + position).cast("int").alias(index_column), column
-    )
+    ids = located.select((offset + position).cast("int").alias(index_column), column)
     return ids, total
 
 

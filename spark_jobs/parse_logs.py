@@ -60,11 +60,13 @@ _PARSED_LINE = StructType(
     ]
 )
 EVENT_COLUMNS = ("event_id", "user_id", "item_id", "event_type", "event_ts", "session_id", "value")
-# Shuffle partitions per input split for the duplicate check. What one task holds in memory (the sort
-# behind the event_id window, a Parquet row group being written) grows with the rows per partition, so
-# the partition count follows the input (input splits are at most spark.sql.files.maxPartitionBytes of
-# text each) instead of staying at spark.sql.shuffle.partitions: memory stays flat as the day grows.
-PARTITIONS_PER_INPUT_SPLIT = 4
+# Raw input bytes per duplicate-check partition. What one task holds in memory (the sort behind the
+# event_id window, a Parquet row group being written) grows with the rows per partition, so the
+# partition count follows the input's size instead of staying at spark.sql.shuffle.partitions: memory
+# stays flat as the day grows. Counted in bytes, not input splits: a day of many small files packs into
+# splits of mostly open-file cost (spark.sql.files.openCostInBytes), which had MovieLens-100K's 13 MB
+# in 28 partitions.
+PARTITION_INPUT_BYTES = 32 * 1024 * 1024
 
 
 def _parse_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -141,11 +143,18 @@ def rejected_lines(marked: DataFrame) -> DataFrame:
     return marked.where(F.col("reason").isNotNull()).select("raw", "reason", "detail", "raw_base64")
 
 
+def input_bytes(lines: DataFrame) -> int:
+    """Bytes of the files behind ``lines``, from the file listing the read already made (Spark's size
+    estimate of the relation: the files' lengths, times ``spark.sql.sources.fileCompressionFactor``;
+    set that above 1 for gzipped days, whose text is several times their size)."""
+    return int(lines._jdf.queryExecution().optimizedPlan().stats().sizeInBytes())
+
+
 def duplicate_check_partitions(spark: SparkSession, lines: DataFrame) -> int:
-    """Partitions for :func:`mark_duplicates`: ``PARTITIONS_PER_INPUT_SPLIT`` per input split, and never
+    """Partitions for :func:`mark_duplicates`: one per ``PARTITION_INPUT_BYTES`` of input, and never
     fewer than ``spark.sql.shuffle.partitions``."""
     configured = int(spark.conf.get("spark.sql.shuffle.partitions"))
-    return max(configured, PARTITIONS_PER_INPUT_SPLIT * lines.rdd.getNumPartitions())
+    return max(configured, -(-input_bytes(lines) // PARTITION_INPUT_BYTES))
 
 
 def outcome_counts(marked: DataFrame) -> Tuple[int, Dict[str, int]]:

@@ -43,6 +43,7 @@ import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -62,9 +63,10 @@ from spark_jobs.common.popularity import (
     CatalogueMismatch,
     item_popularity,
     item_popularity_of_pairs,
+    popular_lists,
     popularity_ranking,
 )
-from spark_jobs.common.recommend import popularity_top_k, recommend_top_k
+from spark_jobs.common.recommend import RANKED, rank_in_memory, recommend_top_k
 from spark_jobs.common.session import build_spark
 from spark_jobs.common.uris import join_uri
 
@@ -83,14 +85,25 @@ def fit_and_rank(
 ) -> tuple:
     """Fit ``params`` on ``interactions`` and rank each user's top ``k`` excluding their interactions.
 
-    ``matrix``: the interactions already collected as CSR (driver-side engines use it). Returns
-    ``(model, ranked, seconds)``: ranked is (user_idx, rank, item_idx, score), lazy (the caller's
-    write computes it); seconds = {"fit": ...}.
+    ``matrix``: the interactions already collected as CSR (driver-side engines use it, and their lists
+    are ranked on the driver from it: :func:`rank_in_memory`). Returns ``(model, ranked, seconds)``:
+    ranked is (user_idx, rank, item_idx, score), lazy for Spark ALS (the caller's write computes it);
+    seconds = {"fit": ...}.
     """
     model = fit(spark, interactions, n_users, n_items, params, matrix)
-    ranked = recommend_top_k(
-        spark, model.user_factors, model.item_factors, interactions, n_items, k, items_array=model.item_array
-    )
+    if model.user_array is not None and matrix is not None:
+        lists = rank_in_memory(model.user_array, model.item_array, matrix, k)
+        ranked = spark.createDataFrame(lists, RANKED)
+    else:
+        ranked = recommend_top_k(
+            spark,
+            model.user_factors,
+            model.item_factors,
+            interactions,
+            n_items,
+            k,
+            items_array=model.item_array,
+        )
     return model, ranked, {"fit": round(model.fit_seconds, 3)}
 
 
@@ -128,12 +141,36 @@ def served_lists(
         .agg(F.collect_set("item_idx").alias("exclude"))
     )
     fallback_users = fallback_users.join(own_items, "user_id", "left").join(users, "user_id", "left")
-    ranking = spark.sparkContext.broadcast(popularity_ranking(popularity))
-    popular = popularity_top_k(fallback_users, ranking, serve_k).join(items, "item_idx")
+    popular = popularity_rows(spark, fallback_users, popularity, serve_k).join(items, "item_idx")
     popular_rows = popular.select(
         "user_id", "rank", "item_id", "score", F.lit("popularity").alias("source"), "user_idx", "item_idx"
     )
     return model_rows.unionByName(popular_rows)
+
+
+def popularity_rows(spark: SparkSession, users: DataFrame, popularity: np.ndarray, k: int) -> DataFrame:
+    """Popularity lists as rows: ``users`` (user_id, user_idx or null, exclude: array<int> or null) ->
+    (user_id, user_idx, rank, item_idx, score), ``k`` rows per user (fewer if the catalogue runs out);
+    score is the item's ``popularity`` (shape (n_items,)). The lists are evaluate's baseline lists
+    (:func:`popular_lists`, Spark expressions) over :func:`popularity_ranking`'s order.
+    """
+    order, _ = popularity_ranking(popularity)
+    ranking = spark.createDataFrame(
+        pd.DataFrame({"order": [order], "popularity": [popularity.astype(np.float64)]}),
+        "order array<int>, popularity array<double>",
+    )
+    lists = popular_lists(users, ranking, k, keys=("user_id", "user_idx"))
+    return (
+        lists.select("user_id", "user_idx", F.posexplode("items").alias("position", "item_idx"))
+        .crossJoin(F.broadcast(ranking.select("popularity")))
+        .select(
+            "user_id",
+            "user_idx",
+            (F.col("position") + 1).alias("rank"),
+            "item_idx",
+            F.element_at("popularity", F.col("item_idx") + 1).alias("score"),
+        )
+    )
 
 
 def write_factors(model: FactorModel, users: DataFrame, items: DataFrame, model_uri: str) -> None:

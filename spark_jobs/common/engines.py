@@ -106,14 +106,16 @@ class FactorModel(NamedTuple):
     """A fitted model: ``user_factors`` (user_idx, factors) and ``item_factors`` (item_idx, factors),
     factors being float32 arrays of one length; score(u, i) = dot(user, item).
 
-    ``item_array``: the item factors as a dense float32 array (n_items, f) when the fit ran on the
-    driver (implicit), so scoring need not collect them back from ``item_factors``; None for Spark ALS.
+    ``item_array`` / ``user_array``: the factors as dense float32 arrays (n_items, f) / (n_users, f)
+    when the fit ran on the driver (implicit), so scoring need not collect them back from the
+    DataFrames; None for Spark ALS.
     """
 
     user_factors: DataFrame
     item_factors: DataFrame
     fit_seconds: float
     item_array: Optional[np.ndarray] = None
+    user_array: Optional[np.ndarray] = None
 
 
 def interactions_matrix(train: DataFrame, n_users: int, n_items: int):
@@ -199,6 +201,7 @@ def fit_implicit(
         factors_frame(spark, model.item_factors, "item_idx"),
         fit_seconds,
         np.ascontiguousarray(model.item_factors, dtype=np.float32),
+        np.ascontiguousarray(model.user_factors, dtype=np.float32),
     )
 
 

@@ -71,7 +71,8 @@ def popularity_ranking(popularity: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 def popular_top_k(
     order: np.ndarray, ranked_scores: np.ndarray, exclude: Sequence[np.ndarray], k: int
 ) -> List[np.ndarray]:
-    """Top ``k`` of the popularity order per user, skipping that user's items (``exclude``).
+    """Top ``k`` of the popularity order per user, skipping that user's items (``exclude``): the rule in
+    numpy, against which the jobs' Spark version (:func:`popular_lists`) is tested.
 
     A user excluding n items finds their top ``k`` within the first ``k + n`` positions of ``order``, so
     :func:`top_k_excluding` only scores that prefix (columns in order position, hence ties still by item
@@ -127,8 +128,11 @@ def popularity_order(spark: SparkSession, interactions: DataFrame, n_items: int)
     )
 
 
-def popular_lists(users: DataFrame, order: DataFrame, k: int) -> DataFrame:
-    """``(user_idx, exclude: array<int> or null)`` -> ``(user_idx, items: array<int>)``.
+def popular_lists(
+    users: DataFrame, order: DataFrame, k: int, keys: Sequence[str] = ("user_idx",)
+) -> DataFrame:
+    """``(*keys, exclude: array<int> or null)`` -> ``(*keys, items: array<int>)`` (keys: the columns
+    that name a user, kept as they are).
 
     Each user's list is the first ``k`` items of :func:`popularity_order`'s ``order`` that are not in
     ``exclude``, as :func:`popular_top_k` gives them: only the first ``k + len(exclude)`` positions can
@@ -137,4 +141,4 @@ def popular_lists(users: DataFrame, order: DataFrame, k: int) -> DataFrame:
     exclude = F.coalesce(F.col("exclude"), F.array().cast(ArrayType(IntegerType())))
     prefix = F.slice(F.col("order"), 1, F.lit(k) + F.size(exclude))
     items = F.slice(F.array_except(prefix, exclude), 1, k)
-    return users.crossJoin(F.broadcast(order.select("order"))).select("user_idx", items.alias("items"))
+    return users.crossJoin(F.broadcast(order.select("order"))).select(*keys, items.alias("items"))

@@ -1,22 +1,22 @@
-"""Batch top-K recommendation, distributed over users: from factor DataFrames, and by popularity.
+"""Batch top-K recommendation from factors, the user's own interactions (the ones the caller passes)
+excluded, in two places with one scoring function (:func:`score_block`):
 
-Item factors (n_items x f, float32) are broadcast; users are scored in blocks of ``block_size`` inside
-``mapInPandas`` so memory per task is about block_size x n_items x 8 bytes. The user's own interactions
-(the ones the caller passes) are excluded.
+- distributed over users (:func:`recommend_top_k`, for Spark ALS): item factors (n_items x f, float32)
+  are broadcast and users are scored in blocks of ``block_size`` inside ``mapInPandas``, so memory per
+  task is about block_size x n_items x 8 bytes;
+- on the driver (:func:`rank_in_memory`), for a fit that ran there and has the factors in memory.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
-from pyspark.broadcast import Broadcast
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
+from pyspark.sql.types import DoubleType, IntegerType, StructField, StructType
 
-from spark_jobs.common.popularity import popular_top_k
 from spark_jobs.common.topk import top_k_excluding
 
 RANKED = StructType(
@@ -47,6 +47,36 @@ def score_block(
     scores = user_factors.astype(np.float32) @ items.T
     scores[:, np.isnan(items[:, 0])] = -np.inf
     return top_k_excluding(scores, seen, k)
+
+
+def rank_in_memory(
+    user_factors: np.ndarray, items: np.ndarray, seen: Any, k: int, block_size: int = 512
+) -> pd.DataFrame:
+    """:func:`recommend_top_k`'s rows for a model whose factors are on the driver (implicit), without
+    Spark: every row of ``user_factors`` (n_users, f) scored against ``items`` (n_items, f) by
+    :func:`score_block` in blocks of ``block_size`` users, each user's stored items in ``seen`` (CSR,
+    n_users x n_items) excluded. A driver-side fit has the whole matrix in memory already; ranking there
+    spares the factors' round trip through Spark and the Python workers' start-up.
+    """
+    n_users = user_factors.shape[0]
+    blocks = []
+    for start in range(0, n_users, block_size):
+        stop = min(start + block_size, n_users)
+        seen_lists = [seen.indices[seen.indptr[row] : seen.indptr[row + 1]] for row in range(start, stop)]
+        top_items, top_scores = score_block(user_factors[start:stop], items, seen_lists, k)
+        block = pd.DataFrame(
+            {
+                "user_idx": np.repeat(np.arange(start, stop, dtype=np.int32), k),
+                "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), stop - start),
+                "item_idx": top_items.reshape(-1),
+                "score": top_scores.reshape(-1),
+            }
+        )
+        blocks.append(block[block["item_idx"] >= 0])
+    if not blocks:
+        empty = {name: np.empty(0, dtype=np.int32) for name in ("user_idx", "rank", "item_idx")}
+        return pd.DataFrame({**empty, "score": np.empty(0, dtype=np.float64)})
+    return pd.concat(blocks, ignore_index=True)
 
 
 def recommend_top_k(
@@ -89,49 +119,3 @@ def recommend_top_k(
                 yield frame[frame["item_idx"] >= 0]
 
     return users.mapInPandas(score_partitions, schema=RANKED)
-
-
-POPULAR = StructType(
-    [
-        StructField("user_id", StringType(), False),
-        StructField("user_idx", IntegerType(), True),
-        StructField("rank", IntegerType(), False),
-        StructField("item_idx", IntegerType(), False),
-        StructField("score", DoubleType(), False),
-    ]
-)
-
-
-def popularity_top_k(users: DataFrame, ranking: Broadcast, k: int) -> DataFrame:
-    """Popularity lists: ``users`` (user_id, user_idx or null, exclude: array<int> or null) ->
-    (user_id, user_idx, rank, item_idx, score), ``k`` rows per user (fewer if the catalogue runs out).
-
-    ``ranking`` broadcasts :func:`spark_jobs.common.popularity.popularity_ranking`'s arrays; score is the
-    item's popularity.
-    """
-
-    def rank_partitions(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        order, ranked_scores = ranking.value
-        popularity = np.empty(len(order), dtype=np.float64)
-        popularity[order] = ranked_scores
-        for batch in batches:
-            exclude = [
-                np.empty(0, dtype=np.int64) if items is None else np.asarray(items, dtype=np.int64)
-                for items in batch["exclude"]
-            ]
-            lists = popular_top_k(order, ranked_scores, exclude, k)
-            lengths = np.array([len(items) for items in lists], dtype=np.int64)
-            chosen = np.concatenate(lists) if len(lists) else np.empty(0, dtype=np.int32)
-            yield pd.DataFrame(
-                {
-                    "user_id": np.repeat(batch["user_id"].to_numpy(object), lengths),
-                    "user_idx": pd.array(np.repeat(batch["user_idx"].to_numpy(), lengths), dtype="Int32"),
-                    "rank": np.concatenate([np.arange(1, n + 1, dtype=np.int32) for n in lengths])
-                    if len(lengths)
-                    else np.empty(0, dtype=np.int32),
-                    "item_idx": chosen.astype(np.int32),
-                    "score": popularity[chosen],
-                }
-            )
-
-    return users.select("user_id", "user_idx", "exclude").mapInPandas(rank_partitions, schema=POPULAR)

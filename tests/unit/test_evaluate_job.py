@@ -95,7 +95,8 @@ def test_popularity_lists_exclude_training_items(spark, frames):
 
 @pytest.mark.parametrize("seed", [3, 7, 11])
 def test_native_popularity_equals_the_numpy_ranking(spark, seed):
-    # Spark's order and lists must be exactly popularity_ranking / popular_top_k (train_cf's fallback):
+    # Spark's order and lists (evaluate's baseline, train_cf's fallback) must be exactly popularity_ranking /
+    # popular_top_k:
     # many ties, heavy users, users excluding nearly everything, a user excluding nothing.
     rng = np.random.default_rng(seed)
     n_items, k = 40, 5

@@ -196,3 +196,21 @@ def test_cli_arguments():
     assert (args.input, args.output, args.rejects, args.max_reject_ratio) == ("s3://b/raw", "o", "r", 0.1)
     with pytest.raises(SystemExit):
         parse_logs.parse_args(["--input", "i", "--output", "o", "--rejects", "r", "--max-reject-ratio", "2"])
+
+
+def test_duplicate_check_partitions_follow_the_input_bytes_not_the_file_count(spark, tmp_path, monkeypatch):
+    # Many small files (one split's worth of open cost each) stay at the session's partitions; the
+    # count grows by one per PARTITION_INPUT_BYTES of input.
+    line = b'{"event_id": "e", "user_id": "u", "item_id": "i", "event_type": "view", "ts": 0}\n'
+    for n in range(40):
+        (tmp_path / f"part-{n:03d}.jsonl").write_bytes(line * 10)
+    lines = parse_logs.read_lines(spark, str(tmp_path))
+    total = 40 * 10 * len(line)
+    assert parse_logs.input_bytes(lines) == total
+    configured = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    assert parse_logs.duplicate_check_partitions(spark, lines) == configured
+    per_partition = total // (configured + 3)
+    monkeypatch.setattr(parse_logs, "PARTITION_INPUT_BYTES", per_partition)
+    expected = -(-total // per_partition)  # ceil
+    assert expected > configured
+    assert parse_logs.duplicate_check_partitions(spark, lines) == expected

@@ -11,8 +11,8 @@ import pytest
 from spark_jobs import train_cf
 from spark_jobs.common import production
 from spark_jobs.common.cli import JobError
-from spark_jobs.common.engines import TrainParams, fit, interactions_matrix
-from spark_jobs.common.recommend import recommend_top_k, score_block
+from spark_jobs.common.engines import TrainParams, factors_frame, fit, interactions_matrix, matrix_from_frame
+from spark_jobs.common.recommend import rank_in_memory, recommend_top_k, score_block
 from spark_jobs.common.schemas import INTERACTIONS, ITEM_MAP, USER_MAP
 
 pytestmark = pytest.mark.spark
@@ -102,6 +102,39 @@ def test_each_engine_fits_and_recommends_unseen_items(spark, features, params):
     seen = set(PAIRS)
     assert recs and all((r["user_idx"], r["item_idx"]) not in seen for r in recs)
     assert all(r["rank"] in (1, 2) for r in recs)
+
+
+def test_lists_ranked_on_the_driver_equal_the_distributed_ones(spark):
+    # The implicit engine ranks on the driver, Spark ALS inside mapInPandas: the same rows, bit for bit,
+    # over more users than one block, an item without factors and users with no interactions.
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    n_users, n_items, k = 700, 40, 7
+    user_array = rng.normal(size=(n_users, 8)).astype(np.float32)
+    item_array = rng.normal(size=(n_items, 8)).astype(np.float32)
+    item_array[3] = np.nan
+    pairs = pd.DataFrame(
+        {"user_idx": rng.integers(0, n_users - 20, 3000), "item_idx": rng.integers(0, n_items, 3000)}
+    ).drop_duplicates()
+    pairs["confidence"] = 1.0
+    matrix = matrix_from_frame(pairs, n_users, n_items)
+    interactions = spark.createDataFrame(pairs.astype({"user_idx": "int32", "item_idx": "int32"}))
+    distributed = recommend_top_k(
+        spark,
+        factors_frame(spark, user_array, "user_idx"),
+        factors_frame(spark, item_array, "item_idx"),
+        interactions,
+        n_items,
+        k,
+        items_array=item_array,
+    ).toPandas()
+    driver = rank_in_memory(user_array, item_array, matrix, k)
+    columns = ["user_idx", "rank", "item_idx", "score"]
+    expected = distributed[columns].sort_values(["user_idx", "rank"]).reset_index(drop=True)
+    assert len(driver) == n_users * k
+    assert 3 not in set(driver["item_idx"])
+    pd.testing.assert_frame_equal(driver[columns], expected, check_dtype=False, check_exact=True)
 
 
 def test_implicit_als_learns_the_groups(spark):
