@@ -20,12 +20,13 @@ cannot be written is logged and never changes the job's own exit status.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import traceback
 from typing import Any, Dict, List, Optional, Sequence
 
 OPTION = "--outcome"
 TRACEBACK_LINES = 30  # the innermost frames and the exception: enough to find the line, small for SNS
-MAX_TEXT = 4000  # characters of a message or traceback kept: the record stays a few KB
+MAX_TEXT = 4000  # JSON characters of a message or traceback kept: the record stays a few KB
 
 
 def outcome_uri(argv: Sequence[str]) -> Optional[str]:
@@ -49,7 +50,18 @@ def traceback_tail(exc: BaseException, lines: int = TRACEBACK_LINES) -> str:
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= MAX_TEXT else "…" + text[-(MAX_TEXT - 1) :]
+    """The end of ``text``, cut so that it takes at most ``MAX_TEXT`` characters as a JSON string: the
+    record is written as JSON, where a non-ASCII character or a control character takes up to six."""
+    if len(json.dumps(text)) <= MAX_TEXT:
+        return text
+    low, high = 0, min(len(text), MAX_TEXT)  # the longest tail whose JSON form fits, by bisection
+    while low < high:
+        keep = (low + high + 1) // 2
+        if len(json.dumps("…" + text[-keep:])) <= MAX_TEXT:
+            low = keep
+        else:
+            high = keep - 1
+    return "…" + text[-low:] if low else "…"
 
 
 def outcome_record(

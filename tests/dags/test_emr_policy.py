@@ -173,8 +173,10 @@ def _actions(statement: Dict) -> List[str]:
     return statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
 
 
-def test_the_load_step_writes_only_its_versions_items_and_reads_only_the_pointer(rendered_steps):
-    """What spark_jobs/load_serving.py sends (serving/load.py, serving/pointer.py), by key."""
+def test_the_load_step_writes_only_version_keyed_items_and_reads_only_the_pointer(rendered_steps):
+    """What spark_jobs/load_serving.py sends (serving/load.py, serving/pointer.py), by key. One instance
+    profile serves every run, so the policy cannot name the run's own version: items keyed by a version
+    are writable, the pointer, its history and other tables are not."""
     cfg = config_from_mapping(BUCKETS)
     policy = policy_for(cfg)
     (load,) = [step for step in rendered_steps if step["Name"] == "load_serving"]

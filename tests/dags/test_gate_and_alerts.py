@@ -83,8 +83,10 @@ def test_gate_rules(candidate, production, promote, failing):
 
 
 def test_the_gate_judges_the_paired_difference_not_the_stored_number():
-    # Production's old stored NDCG is irrelevant: only today's paired difference counts.
-    decision = decide(metrics(0.20, 0.10, paired=-0.05), PRODUCTION, DS, CFG)
+    # Production's old stored NDCG (latest.json's metrics) is irrelevant: only today's paired difference
+    # counts. Stored 0.12, which the candidate's 0.20 "beats": held all the same.
+    stored = {**PRODUCTION, "metrics": {"k": 10, "model": {"ndcg@10": 0.12}}}
+    decision = decide(metrics(0.20, 0.10, paired=-0.05), stored, DS, CFG)
     assert not decision.promote
     assert decision.numbers["paired_ndcg_difference"] == -0.05
     assert decision.numbers["production_ndcg"] == pytest.approx(0.25)
@@ -92,6 +94,11 @@ def test_the_gate_judges_the_paired_difference_not_the_stored_number():
         "paired change vs production 2024-01-30_j-1 -0.0500 (production 0.2500, se 0.0100"
         in (decision.reasons[-1])
     )
+    # Stored 0.50, far above the candidate: promoted all the same, on a paired gain.
+    better = decide(
+        metrics(0.20, 0.10, paired=0.03), {**stored, "metrics": {"model": {"ndcg@10": 0.5}}}, DS, CFG
+    )
+    assert better.promote and better.numbers["production_ndcg"] == pytest.approx(0.17)
 
 
 def test_a_backfill_is_registered_but_not_made_live():

@@ -24,6 +24,18 @@ def test_rules_cover_rejects_runs_logs_and_sweeps_with_the_configured_days():
         ("arts", "runs/"): 90,
         ("arts", "emr-logs/"): 30,
         ("arts", "tuning/dt="): 180,
+    }  # the rejects' days as configured, the others' defaults
+    days = {"retention_runs_days": 45, "retention_emr_logs_days": 21, "retention_tuning_days": 200}
+    every = lifecycle_rules(config_from_mapping({"data_bucket": "lake", "artifact_bucket": "arts", **days}))
+    assert {
+        (bucket, rule["Filter"]["Prefix"]): rule["Expiration"]["Days"]
+        for bucket, rs in every.items()
+        for rule in rs
+    } == {
+        ("lake", "rejects/events/"): 30,
+        ("arts", "runs/"): 45,
+        ("arts", "emr-logs/"): 21,
+        ("arts", "tuning/dt="): 200,
     }
     for bucket_rules in rules.values():
         for rule in bucket_rules:
@@ -58,7 +70,10 @@ def test_applying_replaces_only_the_pipelines_rules():
     assert merged(merged([theirs], new), new) == [theirs, *new]  # idempotent
 
 
-@pytest.mark.parametrize("key", ["retention_runs_days", "retention_rejects_days"])
+@pytest.mark.parametrize(
+    "key",
+    ["retention_runs_days", "retention_rejects_days", "retention_emr_logs_days", "retention_tuning_days"],
+)
 def test_retention_days_must_be_positive(key):
     with pytest.raises(ValueError, match=f"{key} must be > 0"):
         config_from_mapping({key: 0})

@@ -75,7 +75,15 @@ def test_the_plan_names_every_location_under_the_runs_folder():
     assert [b["uri"] for b in plan["feature_builds"]] == [f"{root}/features/hl7", f"{root}/features/hl14"]
     assert plan["trials"][1]["features_uri"] == f"{root}/features/hl14"
     assert plan["trials"][0]["result"] == f"{root}/trials/t01_hl7.json"
-    assert plan["published_marker_key"] == "parsed/events/dt=2024-01-31/_PUBLISHED.json"
+    # Every location of the run's own, builds' and trials' included; only the shared ones are outside.
+    locations = plan["locations"]
+    assert locations["run"] == root
+    assert {key for key, uri in locations.items() if not uri.startswith(root)} == {"tuning_root", "best"}
+    own = [uri for key, uri in locations.items() if key not in ("tuning_root", "best", "run")]
+    own += [build[key] for build in plan["feature_builds"] for key in ("uri", "outcome")]
+    own += [trial[key] for trial in plan["trials"] for key in ("features_uri", "result", "outcome")]
+    assert len(own) == 6 + 2 * 2 + 2 * 3 and all(uri.startswith(f"{root}/") for uri in own), own
+    assert plan["published_marker_key"] == "parsed/events/dt=2024-01-31/_PUBLISHED.json"  # the input's
     assert json.loads(json.dumps(plan)) == plan  # an XCom
 
 

@@ -83,21 +83,22 @@ def test_sts_and_iam_answer_with_the_local_account(
 
 
 def test_servers_listen_on_loopback_only(local_stack: Any) -> None:
-    """Every listening socket on the stack's two ports is bound to 127.0.0.1, whichever checkout started
-    the stack; when this checkout started it, those sockets belong to the PIDs it recorded."""
+    """Every listening socket on the stack's three ports (LocalStack, local EMR, local DynamoDB) is bound
+    to 127.0.0.1, whichever checkout started the stack; when this checkout started it, those sockets
+    belong to the PIDs it recorded."""
     import psutil
 
-    ports = {local_stack.localstack_port, local_stack.emr_port}
+    ports = {local_stack.localstack_port, local_stack.emr_port, local_stack.dynamodb_port}
     listening = [
         conn
         for conn in psutil.net_connections(kind="inet")
         if conn.status == psutil.CONN_LISTEN and conn.laddr.port in ports
     ]
-    assert {conn.laddr.port for conn in listening} == ports, "the stack's ports are not both listening"
+    assert {conn.laddr.port for conn in listening} == ports, "not all of the stack's ports listen"
     assert {conn.laddr.ip for conn in listening} == {"127.0.0.1"}
     recorded = {
         int(local_stack.pid_file(name).read_text())
-        for name in ("localstack", "local-emr")
+        for name in ("localstack", "local-emr", "local-dynamodb")
         if local_stack.pid_file(name).exists()
     }
     if recorded:

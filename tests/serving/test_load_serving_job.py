@@ -9,6 +9,7 @@ import pytest
 
 from serving.client import Recommender
 from serving.pointer import read_loaded, switch
+from serving.table import user_key
 from spark_jobs.common.cli import JobError
 from spark_jobs.load_serving import run, task_failure
 from tests.serving.conftest import CREDENTIALS, EXPIRES_AT, NOW, REGION
@@ -80,6 +81,11 @@ def test_loads_every_list_and_marks_the_version(spark, tmp_path, features, clien
     assert json.loads(Path(summary_uri).read_text())["lists_written"] == 41
     marker = read_loaded(client, table, VERSION)
     assert (marker.lists, marker.popularity_items, marker.expires_at) == (41, 2, EXPIRES_AT)
+    # Every user's list is in the table (not only as many as the counts say), and nothing else of them.
+    pages = client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+    keys = {item["pk"]["S"] for page in pages for item in page["Items"]}
+    users = {user_id for user_id, *_ in lists_rows()}
+    assert {key for key in keys if key.startswith(f"{VERSION}#")} == {user_key(VERSION, u) for u in users}
 
     switch(client, table, VERSION, now_epoch=NOW)
     recommender = Recommender(table, client=client)

@@ -74,6 +74,9 @@ def wheel_names(text: str):
 def test_the_committed_requirements_are_all_pinned_with_hashes():
     text = REQUIREMENTS.read_text()
     assert len(pins(text)) >= 10
+    # Every requirement line (not a comment, not a continuation) is a pin: no range, URL or bare name.
+    requirements = [line for line in text.splitlines() if line.strip() and line[0] not in " \t#"]
+    assert [line.split()[0] for line in requirements] == [f"{n}=={v}" for n, v in pins(text)]
     for name, version in pins(text):
         block = text.split(f"{name}=={version}", 1)[1].split("\n    # via", 1)[0]
         assert "--hash=sha256:" in block, name

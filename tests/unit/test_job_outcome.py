@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from spark_jobs import parse_logs
 from spark_jobs.common import outcome
 from spark_jobs.common.cli import JobError, new_parser, run_job
 
@@ -27,18 +26,39 @@ def test_outcome_uri_is_read_from_raw_arguments(argv, expected):
 
 @pytest.mark.unit
 def test_record_stays_small_whatever_the_error():
-    try:
-        raise ValueError("x" * 1_000_000)
-    except ValueError as exc:
-        error = exc
     import datetime as dt
 
+    def deep(n):
+        if n == 0:
+            raise RecursionError("deep")
+        deep(n - 1)
+
+    def huge_line():
+        raise ValueError("x" * 1_000_000)
+
+    def many_lines():  # KeyError's message is the repr of its argument: every newline doubles
+        raise KeyError("\n".join(["line"] * 100_000))
+
+    def not_ascii():  # six JSON characters per character
+        raise ValueError("\u00e9\u4e2d\U0001f600" * 300_000)
+
     now = dt.datetime(2024, 1, 31, tzinfo=dt.timezone.utc)
-    record = outcome.outcome_record(
-        "demo", exit_code=1, started_at=now, ended_at=now, argv=[], reason="r" * 100_000, error=error
+    shapes = (
+        ("ValueError", huge_line),
+        ("KeyError", many_lines),
+        ("ValueError", not_ascii),
+        ("RecursionError", lambda: deep(500)),
     )
-    assert record["status"] == "failed" and record["error"]["type"] == "ValueError"
-    assert len(json.dumps(record)) < 3 * outcome.MAX_TEXT + 1000
+    for name, fail in shapes:  # a huge message, many lines, non-ASCII text, a deep traceback
+        try:
+            fail()
+        except Exception as exc:
+            error = exc
+        record = outcome.outcome_record(
+            "demo", exit_code=1, started_at=now, ended_at=now, argv=[], reason="\u00e9" * 100_000, error=error
+        )
+        assert record["status"] == "failed" and record["error"]["type"] == name
+        assert len(json.dumps(record)) < 3 * outcome.MAX_TEXT + 1000, name
 
 
 def _main_raising(exc):
@@ -109,16 +129,39 @@ def test_an_unwritable_outcome_never_changes_the_exit_status(spark, tmp_path):
     blocker.write_text("not a folder")
     problems = outcome.write_outcome(str(blocker / "x.json"), {"status": "failed"}, "demo")
     assert len(problems) == 1 and problems[0].startswith(f"could not write the outcome record to {blocker}")
+    unwritable = ["--size", "1", "--outcome", str(blocker / "x.json")]
     with pytest.raises(SystemExit) as exited:
-        run_job(
-            "demo", _main_raising(JobError("boom")), ["--size", "1", "--outcome", str(blocker / "x.json")]
-        )
+        run_job("demo", _main_raising(JobError("boom")), unwritable)
     assert exited.value.code == 2
+    # Nor any other: an unexpected exception is still re-raised, bad arguments exit 2, success returns.
+    with pytest.raises(KeyError, match="user_idx"):
+        run_job("demo", _main_raising(KeyError("user_idx")), unwritable)
+    with pytest.raises(SystemExit) as exited:
+        run_job("demo", _main_raising(AssertionError()), ["--size", "many", *unwritable[2:]])
+    assert exited.value.code == 2
+    assert run_job("demo", lambda argv: None, unwritable[2:]) is None  # no SystemExit: status 0
+
+
+# Each job's required options (the rest have defaults); parse_args exits on anything else.
+JOB_ARGUMENTS = {
+    "parse_logs": ["--input", "i", "--output", "o", "--rejects", "r"],
+    "build_features": ["--events", "e", "--run-date", "2024-01-01", "--output", "o"],
+    "train_cf": ["--features", "f", "--output", "o"],
+    "tune_trial": ["--features", "f", "--output", "o", "--name", "n"],
+    "evaluate": ["--features", "f", "--recommendations", "r", "--output", "o"],
+    "load_serving": ["--recommendations", "r", "--features", "f", "--version", "v", "--table", "t"],
+}
 
 
 @pytest.mark.unit
 def test_every_job_accepts_the_outcome_option():
-    args = parse_logs.parse_args(
-        ["--input", "i", "--output", "o", "--rejects", "r", "--outcome", "s3://b/k.json"]
-    )
-    assert args.outcome == "s3://b/k.json"
+    import importlib
+
+    from recsys_dag.locations import JOBS, TUNING_JOBS
+
+    assert set(JOB_ARGUMENTS) == set(JOBS + TUNING_JOBS)  # every job both DAGs run
+    for job, required in JOB_ARGUMENTS.items():
+        args = importlib.import_module(f"spark_jobs.{job}").parse_args(
+            [*required, "--outcome", "s3://b/k.json"]
+        )
+        assert args.outcome == "s3://b/k.json", job

@@ -173,6 +173,13 @@ def test_trial_scores_its_lists_on_the_validation_holdout(spark, features, tmp_p
 
 def test_spark_als_trial_stays_distributed_and_excludes_fit_items(spark, features, tmp_path, monkeypatch):
     ranked = spy_on_ranking(monkeypatch)
+
+    def no_driver_matrix(*args, **kwargs):
+        raise AssertionError("the fit rows were collected to the driver")
+
+    monkeypatch.setattr(job, "matrix_from_frame", no_driver_matrix)
+    fitted, real_fit = [], job.fit
+    monkeypatch.setattr(job, "fit", lambda *args: fitted.append(args) or real_fit(*args))
     params = TrainParams(engine="spark-als", factors=2, iterations=2)
     output = tmp_path / "t02.json"
     doc = job.run(spark, str(features), str(output), "t02", params, 2)
@@ -182,6 +189,9 @@ def test_spark_als_trial_stays_distributed_and_excludes_fit_items(spark, feature
     rows = ranked[0].collect()
     assert {r["user_idx"] for r in rows} == {u for u, _ in HOLDOUT}
     assert not {(r["user_idx"], r["item_idx"]) for r in rows} & set(FIT)
+    # The engine got the fit rows as a DataFrame and no driver-side matrix of them.
+    ((_, fit_rows, *_, matrix),) = fitted
+    assert isinstance(fit_rows, type(ranked[0])) and matrix is None
 
 
 def test_standard_errors_are_sample_deviations_over_sqrt_users(spark):
@@ -251,7 +261,12 @@ def test_unset_model_options_give_the_default_params_and_name_is_required():
 
 
 @pytest.mark.unit
-def test_an_impossible_configuration_fails_before_spark_starts():
+def test_an_impossible_configuration_fails_before_spark_starts(monkeypatch):
     argv = ["--features", "f", "--output", "o", "--name", "n", "--engine", "spark-als", "--algorithm", "bpr"]
+
+    def no_spark(*args, **kwargs):
+        raise AssertionError("a Spark session was started")
+
+    monkeypatch.setattr(job, "build_spark", no_spark)
     with pytest.raises(JobError, match="only implements algorithm als"):
         job.main(argv)
