@@ -37,9 +37,9 @@ $(STAMP): requirements/dev.txt requirements/bootstrap.txt
 .PHONY: setup
 setup: check-java $(STAMP) ## create .venv and install everything (idempotent)
 
-# The reference StatsD server (Etsy's statsd, pinned in tools/statsd/package.json) for make airflow STATSD=1
-# and its test: node_modules in tools/statsd/ (git-ignored), no lock file, no optional dependencies.
-STATSD_DIR := tools/statsd
+# The reference StatsD server (Etsy's statsd, pinned in tools/local/statsd/package.json) for make airflow STATSD=1
+# and its test: node_modules in tools/local/statsd/ (git-ignored), no lock file, no optional dependencies.
+STATSD_DIR := tools/local/statsd
 STATSD_STAMP := $(STATSD_DIR)/node_modules/.installed
 
 $(STATSD_STAMP): $(STATSD_DIR)/package.json
@@ -48,7 +48,7 @@ $(STATSD_STAMP): $(STATSD_DIR)/package.json
 	@touch $@
 
 .PHONY: statsd-setup
-statsd-setup: $(STATSD_STAMP) ## install the local StatsD server into tools/statsd/node_modules (idempotent)
+statsd-setup: $(STATSD_STAMP) ## install the local StatsD server into tools/local/statsd/node_modules (idempotent)
 
 # Everything below runs inside the project's environment: .venv first on PATH (spark-submit needs it),
 # local Spark defaults and quiet logging from emr_configs/local-spark.
@@ -76,23 +76,23 @@ data-synthetic: $(STAMP) ## a seeded synthetic clickstream in data/synthetic/raw
 
 .PHONY: run
 run: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) ## the real DAG on the local AWS stack with MovieLens-100K, then a summary (KEEP_STACK=1 leaves the stack up; CONFIG='{...}' overrides the DAG config)
-	$(PY) -m tools.local_run --run-date $(RUN_DATE) $(if $(KEEP_STACK),--keep-stack) $(if $(CONFIG),--config '$(CONFIG)')
+	$(PY) -m tools.local.run --run-date $(RUN_DATE) $(if $(KEEP_STACK),--keep-stack) $(if $(CONFIG),--config '$(CONFIG)')
 
 .PHONY: tune
 tune: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) ## the recsys_tuning sweep on the local stack with MovieLens-100K: leaderboard, plot, tuning/best.json (KEEP_STACK=1, CONFIG='{...}')
-	$(PY) -m tools.local_tune --run-date $(RUN_DATE) $(if $(KEEP_STACK),--keep-stack) $(if $(CONFIG),--config '$(CONFIG)')
+	$(PY) -m tools.local.tune --run-date $(RUN_DATE) $(if $(KEEP_STACK),--keep-stack) $(if $(CONFIG),--config '$(CONFIG)')
 
 .PHONY: airflow
 airflow: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(ML_STAMP) $(if $(STATSD),$(STATSD_STAMP)) ## Airflow (UI, scheduler, DAG processor, triggerer) on 127.0.0.1:8080 wired to the local stack (Ctrl-C stops it; STATSD=1: Airflow's metrics to a StatsD server on 127.0.0.1:8125)
-	$(PY) -m tools.local_airflow --run-date $(RUN_DATE) $(if $(STATSD),--statsd)
+	$(PY) -m tools.local.airflow_stack --run-date $(RUN_DATE) $(if $(STATSD),--statsd)
 
 .PHONY: airflow-screenshot
 airflow-screenshot: $(STAMP) ## PNG of a run's graph view from a running make airflow (RUN_ID=..., needs Chromium)
-	$(PY) -m tools.ui_screenshot --run-id "$(RUN_ID)"
+	$(PY) -m tools.local.ui_screenshot --run-id "$(RUN_ID)"
 
 .PHONY: run-chain
 run-chain: check-java $(STAMP) $(ML_STAMP) ## the steps of emr_configs/steps.json spark-submitted in turn on MovieLens-100K (no Airflow, no AWS), then a metrics table
-	$(PY) -m tools.run_chain --raw $(ML_RAW) --work $(VAR)/movielens --run-date $(RUN_DATE) \
+	$(PY) -m tools.local.run_chain --raw $(ML_RAW) --work $(VAR)/movielens --run-date $(RUN_DATE) \
 	  --engines $(ENGINES)
 
 .PHONY: local-test
@@ -101,31 +101,31 @@ local-test: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) ## the end-to-end s
 
 .PHONY: package
 package: $(STAMP) ## build/code/<version>/: spark_jobs.zip, job entry points, bootstrap files
-	$(PY) -m tools.package_jobs
+	$(PY) -m tools.release.package_jobs
 
 .PHONY: deploy
 deploy: $(STAMP) ## upload the packaged code and the bootstrap's hashed wheels to s3://$$ARTIFACT_BUCKET/code/<version>/ (ENDPOINT_URL= for LocalStack, ARCH= to override the instance types' architecture)
 	@test -n "$${ARTIFACT_BUCKET:-}" || { echo "ERROR: set ARTIFACT_BUCKET (the DAG config's artifact_bucket)" >&2; exit 1; }
-	$(PY) -m tools.deploy_code --bucket "$$ARTIFACT_BUCKET" $${ENDPOINT_URL:+--endpoint-url "$$ENDPOINT_URL"} $(if $(ARCH),--arch $(ARCH))
+	$(PY) -m tools.release.deploy_code --bucket "$$ARTIFACT_BUCKET" $${ENDPOINT_URL:+--endpoint-url "$$ENDPOINT_URL"} $(if $(ARCH),--arch $(ARCH))
 
 .PHONY: retention
 retention: $(STAMP) ## apply the S3 lifecycle rules (rejects, runs, EMR logs, sweeps) to the configured buckets (ENDPOINT_URL=; LOCAL=1: the running local stack)
-	$(PY) -m tools.apply_retention $(if $(LOCAL),--local) $${ENDPOINT_URL:+--endpoint-url "$$ENDPOINT_URL"}
+	$(PY) -m tools.release.apply_retention $(if $(LOCAL),--local) $${ENDPOINT_URL:+--endpoint-url "$$ENDPOINT_URL"}
 
 .PHONY: alarms
 alarms: $(STAMP) ## create/update the stale-model CloudWatch alarm (no promotion for stale_model_hours -> alert topic) (ENDPOINT_URL=; LOCAL=1: the running local stack)
-	$(PY) -m tools.apply_alarms $(if $(LOCAL),--local) $${ENDPOINT_URL:+--endpoint-url "$$ENDPOINT_URL"}
+	$(PY) -m tools.release.apply_alarms $(if $(LOCAL),--local) $${ENDPOINT_URL:+--endpoint-url "$$ENDPOINT_URL"}
 
 # The registry CLI on the running local stack: the artefact bucket's registry/, the S3 endpoint
 # (LOCALSTACK_PORT honoured) and the test credentials, all from localstack/resources.json. LocalStack keeps
 # S3 in memory: use these while the stack is up (make run KEEP_STACK=1, make airflow). For real S3 run
-# python -m tools.registry_cli yourself (README, "Rolling back a model").
+# python -m tools.ops.registry_cli yourself (README, "Rolling back a model").
 LOCAL_STACK_ENV = read -r bucket endpoint key secret region table dynamodb < <(PYTHONPATH=localstack $(PY) -c \
 	  'from local_aws.settings import load_resources, load_settings; r = load_resources(); s = load_settings(); \
 	  print(r["buckets"]["artifacts"], s.localstack_url, r["aws_access_key_id"], \
 	  r["aws_secret_access_key"], r["region"], r["serving"]["table_name"], s.dynamodb_url)'); \
 	  env -u AWS_PROFILE AWS_ACCESS_KEY_ID="$$key" AWS_SECRET_ACCESS_KEY="$$secret" AWS_DEFAULT_REGION="$$region"
-LOCAL_REGISTRY_CLI = $(LOCAL_STACK_ENV) $(PY) -m tools.registry_cli
+LOCAL_REGISTRY_CLI = $(LOCAL_STACK_ENV) $(PY) -m tools.ops.registry_cli
 
 .PHONY: registry
 registry: $(STAMP) ## the local stack's model registry: latest.json and the versions, newest first
@@ -149,16 +149,16 @@ recommend: $(STAMP) ## one user's top N from the local stack's serving table (th
 	@$(LOCAL_STACK_ENV) $(PY) -m serving.cli recommend --table "$$table" --endpoint-url "$$dynamodb" \
 	  --user "$(USER)" --n "$(or $(N),10)" $(if $(wildcard $(ML_RAW)/_items.jsonl),--titles $(ML_RAW)/_items.jsonl)
 
-# The run history page (tools/run_report.py), like make registry: by default the running local stack
+# The run history page (tools/ops/run_report.py), like make registry: by default the running local stack
 # (its endpoint, LOCALSTACK_PORT honoured, and test credentials, from localstack/resources.json) with make
 # run's config. ENDPOINT_URL=<url> reads that S3 endpoint instead, and ENDPOINT_URL= (empty) real S3, both
 # with the default AWS credential chain and the config in force (AIRFLOW_VAR_RECSYS_TRAINING_CONFIG).
 .PHONY: report
 report: $(STAMP) ## the run history as a page with a plot, var/report/index.html (local stack; ENDPOINT_URL=[url]: that S3 / AWS)
 ifeq ($(origin ENDPOINT_URL),undefined)
-	@$(LOCAL_STACK_ENV) $(PY) -m tools.run_report --local --endpoint-url "$$endpoint"
+	@$(LOCAL_STACK_ENV) $(PY) -m tools.ops.run_report --local --endpoint-url "$$endpoint"
 else
-	$(PY) -m tools.run_report $(if $(ENDPOINT_URL),--endpoint-url "$(ENDPOINT_URL)")
+	$(PY) -m tools.ops.run_report $(if $(ENDPOINT_URL),--endpoint-url "$(ENDPOINT_URL)")
 endif
 
 .PHONY: test

@@ -53,7 +53,7 @@ table's pointer to it, by the same forward-only rule. See docs/contracts.md and 
   PointerConflict): the serving table still answers with the previous version. Clearing promote_model
   is safe: registering and latest.json are then no-ops and only the switch is retried.
 - A bad model went live: `make rollback VERSION=<version> REASON=...` locally (latest.json and the
-  serving pointer), or `python -m tools.registry_cli rollback` and `python -m serving.cli rollback`
+  serving pointer), or `python -m tools.ops.registry_cli rollback` and `python -m serving.cli rollback`
   against real AWS (README).
 
 **Configuration.** One JSON object in the environment variable `AIRFLOW_VAR_RECSYS_TRAINING_CONFIG`

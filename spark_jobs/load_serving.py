@@ -28,7 +28,6 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make the `spark_
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import itertools
-import tempfile
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence
@@ -37,7 +36,6 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-import serving
 from serving.load import LoadCounts, ReconciliationError, finish_load
 from serving.pointer import LiveVersionError, assert_not_live
 from serving.table import RankedList, check_version, ensure_table
@@ -45,30 +43,13 @@ from spark_jobs.common import fs
 from spark_jobs.common import job_defaults as defaults
 from spark_jobs.common.cli import JobError, new_parser, positive_int_arg, run_job
 from spark_jobs.common.joblog import get_logger
-from spark_jobs.common.session import _zip_package, build_spark
+from spark_jobs.common.session import build_spark
 from spark_jobs.common.uris import join_uri
 
 JOB = "load_serving"
 log = get_logger(JOB)
 DEFAULT_TTL_DAYS = 14  # the DAG passes its own (serving_ttl_days)
 LIST_COLUMNS = ("user_id", "rank", "item_id", "score", "source")
-
-
-def ship_serving(spark: SparkSession) -> None:
-    """Make ``serving`` importable on the Python workers when running from a source checkout.
-
-    On EMR it arrives inside ``--py-files spark_jobs.zip`` (tools/package_jobs.py), and
-    ``serving.__file__`` lies inside that zip: nothing to do. From a checkout it is zipped once per
-    session and added with ``addPyFile``, as spark_jobs.common.session does for ``spark_jobs``.
-    """
-    package_dir = os.path.dirname(os.path.abspath(serving.__file__))
-    if not os.path.isdir(package_dir) or getattr(spark, "_recsys_serving_shipped", False):
-        return
-    target = os.path.join(tempfile.mkdtemp(prefix="recsys-pyfiles-"), "serving.zip")
-    with open(target, "wb") as handle:
-        handle.write(_zip_package(package_dir))
-    spark.sparkContext.addPyFile(target)
-    spark._recsys_serving_shipped = True
 
 
 def grouped_lists(recommendations: DataFrame) -> DataFrame:
@@ -251,7 +232,6 @@ def run(
             grouped.rdd.getNumPartitions(),
             threads,
         )
-        ship_serving(spark)
         loader = partition_loader(
             table,
             version,

@@ -1,1 +1,2 @@
-"""Developer tools that are not part of the deployed pipeline (data generators, benchmarks helpers)."""
+"""Developer and operator tools, not part of the deployed pipeline: release/ (build and deploy to AWS),
+ops/ (on-call against production), local/ (local development), datagen/ (data generators)."""

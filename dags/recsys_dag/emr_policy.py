@@ -7,7 +7,7 @@ other bucket, no other table, no other AWS service. The Airflow role
 (emr_configs/iam/airflow-recsys-policy.json) is separate: promotion, the registry's writes and alerts
 happen there, never on the cluster.
 
-``python -m tools.render_emr_policy`` prints the document for the configuration in force;
+``python -m tools.release.render_emr_policy`` prints the document for the configuration in force;
 ``emr_configs/iam/emr-instance-profile-policy.json`` is the default configuration's, with the buckets,
 region and account left as ``${...}`` placeholders. Pure functions, no AWS calls.
 """

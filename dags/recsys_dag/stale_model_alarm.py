@@ -1,7 +1,8 @@
 """The stale-model alarm: a CloudWatch alarm on ``Recsys/Pipeline`` / ``ModelPromoted`` that goes to ALARM
 and notifies the alert topic when no run promoted a model for ``stale_model_hours``. Pure functions; the
-alarm is created by ``make alarms`` (tools/apply_alarms.py), never by the DAG, so it keeps working when
-Airflow does not: a dead scheduler or a paused DAG sends no metric at all, and missing data is breaching.
+alarm is created by ``make alarms`` (tools/release/apply_alarms.py), never by the DAG, so it keeps working
+when Airflow does not: a dead scheduler or a paused DAG sends no metric at all, and missing data is
+breaching.
 
 How it decides: one period per hour, the hour's Maximum of ``ModelPromoted`` (record_run sends 1 when the
 run promoted, 0 when it held or failed). An hour is breaching when its maximum is below 1 or it has no

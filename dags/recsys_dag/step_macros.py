@@ -1,5 +1,5 @@
 """What the EMR step templates (``emr_configs/steps.json``, ``tuning_steps.json``) render with, besides
-Airflow's own ``ds`` and ``ti``: one definition for both DAGs and for ``tools.run_chain``, which renders
+Airflow's own ``ds`` and ``ti``: one definition for both DAGs and for ``tools.local.run_chain``, which renders
 ``steps.json`` without Airflow. Pure functions of the config; nothing here calls AWS at import or call.
 """
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 import time
-import zipfile
 from typing import Mapping, Optional
 
 from pyspark.sql import SparkSession
 
 import spark_jobs
+from spark_jobs.common import bundle
 from spark_jobs.common.joblog import get_logger
 
 # UTC everywhere: event timestamps are normalised to UTC and day boundaries are UTC days.
@@ -45,30 +44,19 @@ def build_spark(app_name: str, conf: Optional[Mapping[str, str]] = None) -> Spar
     return spark
 
 
-def _zip_package(package_dir: str) -> bytes:
-    buffer = io.BytesIO()
-    root = os.path.dirname(package_dir)
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for folder, _dirs, files in os.walk(package_dir):
-            for name in sorted(files):
-                if name.endswith(".py"):
-                    full = os.path.join(folder, name)
-                    archive.write(full, os.path.relpath(full, root))
-    return buffer.getvalue()
-
-
 def ship_package(spark: SparkSession) -> None:
-    """Make ``spark_jobs`` importable on the Python workers when running from a source checkout.
+    """Make the code bundle (``spark_jobs`` and ``serving``) importable on the Python workers when running
+    from a source checkout.
 
-    On EMR the package arrives as ``--py-files spark_jobs.zip`` and ``spark_jobs.__file__`` lies inside
+    On EMR the bundle arrives as ``--py-files spark_jobs.zip`` and ``spark_jobs.__file__`` lies inside
     that zip: nothing to do. Run from a checkout (``spark-submit spark_jobs/x.py``, tests), the workers do
-    not see the checkout, so the package is zipped once per session and added with ``addPyFile``.
+    not see the checkout, so the bundle EMR gets (:mod:`spark_jobs.common.bundle`, the same builder as
+    ``make package``) is built once per session from the checkout and added with ``addPyFile``.
     """
     package_dir = os.path.dirname(os.path.abspath(spark_jobs.__file__))
     if not os.path.isdir(package_dir) or getattr(spark, "_recsys_package_shipped", False):
         return
-    target = os.path.join(tempfile.mkdtemp(prefix="recsys-pyfiles-"), "spark_jobs.zip")
-    with open(target, "wb") as handle:
-        handle.write(_zip_package(package_dir))
+    target = os.path.join(tempfile.mkdtemp(prefix="recsys-pyfiles-"), bundle.BUNDLE_NAME)
+    bundle.write_bundle(target, os.path.dirname(package_dir))
     spark.sparkContext.addPyFile(target)
     spark._recsys_package_shipped = True

@@ -111,7 +111,7 @@ def test_the_stale_model_alarm_is_managed_outside_airflow_and_only_that_alarm():
     from recsys_dag.config import TRAINING_DAG_ID
     from recsys_dag.stale_model_alarm import alarm_name
 
-    from tools import apply_alarms
+    from tools.release import apply_alarms
 
     deployer = POLICY.parent / "alarms-deployer-policy.json"
     text = deployer.read_text().replace("${Region}", "us-east-1").replace("${AccountId}", "123456789012")

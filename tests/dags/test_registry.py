@@ -22,7 +22,7 @@ from recsys_dag.registry import (
     version_id,
 )
 
-from tools import registry_cli
+from tools.ops import registry_cli
 
 pytestmark = pytest.mark.dag
 
@@ -300,13 +300,15 @@ def test_move_latest_moves_forward_and_records_history(s3):
 def test_move_latest_never_moves_back_in_logical_date(s3):
     move_latest(s3, LATEST, pointer_doc("2024-02-03_j-9"))
     before = stat(s3, "registry/")
-    result = move_latest(s3, LATEST, pointer_doc("2024-01-31_j-1"))
-    assert result == registry.MoveResult(
-        False,
-        "production is 2024-02-03_j-9 (ds 2024-02-03), newer than 2024-01-31: latest.json left alone",
-        pointer_doc("2024-02-03_j-9"),
-        0,
-    )
+    for older in ("2024-01-31_j-1", "2024-02-02_j-99", "2023-12-31_j-1", "2024-02-02"):  # any earlier date
+        ds = older[:10]
+        result = move_latest(s3, LATEST, pointer_doc(older))
+        assert result == registry.MoveResult(
+            False,
+            f"production is 2024-02-03_j-9 (ds 2024-02-03), newer than {ds}: latest.json left alone",
+            pointer_doc("2024-02-03_j-9"),
+            0,
+        ), older
     assert stat(s3, "registry/") == before
 
 
@@ -608,12 +610,19 @@ def test_cli_rollback_moves_the_serving_pointer_with_latest_json(s3, capsys):
 
 
 def test_cli_errors_are_one_line_and_exit_2(s3, capsys):
+    register(s3, "2024-01-30_j-0")
     register(s3, "2024-01-31_j-1")
     move_latest(s3, LATEST, pointer_doc("2024-01-31_j-1"))
-    args = ["rollback", "--registry", ROOT_URI, "--version", "2024-01-29_j-x", "--reason", "r", "--by", "ci"]
-    assert registry_cli.main(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("ERROR: version 2024-01-29_j-x is unknown or incomplete") and err.count("\n") == 1
+    for version, reason, message in (
+        ("2024-01-29_j-x", "r", "version 2024-01-29_j-x is unknown or incomplete"),
+        ("2024-01-31_j-1", "r", "latest.json already names 2024-01-31_j-1"),
+        ("../latest", "r", "not a registry version (<YYYY-MM-DD>[_<token>]): '../latest'"),
+        ("2024-01-30_j-0", " ", "a rollback needs who (by) and why (reason)"),
+    ):
+        args = ["rollback", "--registry", ROOT_URI, "--version", version, "--reason", reason, "--by", "ci"]
+        assert registry_cli.main(args) == 2, version
+        err = capsys.readouterr().err
+        assert err.startswith(f"ERROR: {message}") and err.count("\n") == 1, err
 
 
 def test_cli_default_by_names_the_os_user_and_the_caller(s3):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.dags.conftest import REGION, reset_moto_server
-from tools import run_report
+from tools.ops import run_report
 
 pytestmark = pytest.mark.dag
 

@@ -2,7 +2,7 @@
 
 ``dag.test()`` and ``airflow dags test`` never enforce dagrun_timeout: only the scheduler does
 (``SchedulerJobRunner._schedule_dag_run``), and only the DAG processor runs the DAG's failure callback.
-So this starts the components ``make airflow`` starts (tools/local_airflow.py: API server, scheduler
+So this starts the components ``make airflow`` starts (tools/local/airflow_stack.py: API server, scheduler
 with the LocalExecutor, DAG processor; no triggerer, no sensor defers), in a throw-away AIRFLOW_HOME,
 with AWS being moto's HTTP server on 127.0.0.1 in this process. The DAG is the real one with a test
 configuration: a tiny dagrun_timeout, the time-budget check off (test only), manual triggers.
@@ -69,7 +69,7 @@ class Api:
 
 
 def component_env(home: Path, port: int, moto_url: str) -> Dict[str, str]:
-    """What make airflow's components get (tools/local_airflow.ui_env), pointed at moto instead of the
+    """What make airflow's components get (tools/local/airflow_stack.ui_env), pointed at moto instead of the
     local stack, with the test DAG configuration."""
     config = {
         "aws_conn_id": HTTP_CONN_ID,
@@ -115,27 +115,27 @@ def component_env(home: Path, port: int, moto_url: str) -> Dict[str, str]:
 @pytest.fixture
 def components(tmp_path, monkeypatch, moto_server):
     """make airflow's components (minus the triggerer) in tmp_path, stopped by their recorded PIDs."""
-    from tools import local_airflow
+    from tools.local import airflow_stack
 
     home = tmp_path / "airflow"
     home.mkdir()
-    monkeypatch.setattr(local_airflow, "UI_AIRFLOW_HOME", home)
-    monkeypatch.setattr(local_airflow, "COMPONENT_LOGS", home / "components")
-    monkeypatch.setattr(local_airflow, "STOP_GRACE_S", 10)  # then SIGKILL, by PID and process group
+    monkeypatch.setattr(airflow_stack, "UI_AIRFLOW_HOME", home)
+    monkeypatch.setattr(airflow_stack, "COMPONENT_LOGS", home / "components")
+    monkeypatch.setattr(airflow_stack, "STOP_GRACE_S", 10)  # then SIGKILL, by PID and process group
     wanted = ("api-server", "scheduler", "dag-processor")
     monkeypatch.setattr(
-        local_airflow, "COMPONENTS", {k: v for k, v in local_airflow.COMPONENTS.items() if k in wanted}
+        airflow_stack, "COMPONENTS", {k: v for k, v in airflow_stack.COMPONENTS.items() if k in wanted}
     )
     reset_moto_server(moto_server)
     port = free_port()
     env = component_env(home, port, moto_server)
-    local_airflow.prepare_db(env)
-    processes = local_airflow.start(env)
+    airflow_stack.prepare_db(env)
+    processes = airflow_stack.start(env)
     try:
-        local_airflow.wait_until_healthy(f"http://127.0.0.1:{port}", processes)
+        airflow_stack.wait_until_healthy(f"http://127.0.0.1:{port}", processes)
         yield Api(port), home / "components"
     finally:
-        local_airflow.stop(processes)
+        airflow_stack.stop(processes)
         reset_moto_server(moto_server)
 
 

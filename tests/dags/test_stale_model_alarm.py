@@ -9,7 +9,7 @@ from recsys_dag.config import TRAINING_DAG_ID, config_from_mapping
 from recsys_dag.run_record import NAMESPACE, PROMOTED
 from recsys_dag.stale_model_alarm import alarm_spec
 
-from tools import apply_alarms
+from tools.release import apply_alarms
 
 pytestmark = pytest.mark.unit
 TOPIC = "arn:aws:sns:us-east-1:123456789012:recsys-alerts"

@@ -74,7 +74,7 @@ def test_every_configuration_in_the_repository_passes():
     from types import SimpleNamespace
 
     from tests.dags.test_dag_runs import World
-    from tools.local_run import local_config
+    from tools.local.run import local_config
 
     base = World.config(SimpleNamespace(topic_arn="arn:aws:sns:us-east-1:123456789012:t"))  # no AWS needed
     configs = {

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "localstack"))  # local_aws (the stack's own packa
 from local_aws.settings import load_settings  # noqa: E402
 
 from tests.localstack.stack_helpers import stack_for_session  # noqa: E402
-from tools.local_run import RESOURCES, airflow_env, local_config, task_rows  # noqa: E402
+from tools.local.run import RESOURCES, airflow_env, local_config, task_rows  # noqa: E402
 
 DAG_ID = "recsys_training"
 CODE_VERSION = "0.0.0-e2e"
@@ -54,8 +54,8 @@ def client(service: str):
 @pytest.fixture(scope="session")
 def deployed_code(e2e_stack) -> str:
     """Package the jobs and deploy them to the local artefact bucket, as make deploy does."""
-    from tools.deploy_code import deploy
-    from tools.package_jobs import build
+    from tools.release.deploy_code import deploy
+    from tools.release.package_jobs import build
 
     out = ROOT / "var" / "e2e" / "code"
     build(CODE_VERSION, out)

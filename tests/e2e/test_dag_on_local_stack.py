@@ -24,7 +24,7 @@ from spark_jobs.common.published import local_pointer
 from tests.e2e.conftest import ROOT, Scenario, alerts_about, client, new_scenario
 from tests.polling import wait_for
 from tools.datagen.clickstream import generate
-from tools.run_chain import run_chain
+from tools.local.run_chain import run_chain
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +89,7 @@ def set_production(scenario: Scenario, **params) -> str:
 
 
 def scenario_endpoint(name: str) -> str:
-    from tools.local_run import RESOURCES
+    from tools.local.run import RESOURCES
 
     return RESOURCES["endpoints"][name]
 
@@ -106,7 +106,7 @@ def serving_live(scenario: Scenario) -> str:
 def local_cli(module: str, *args: str) -> subprocess.CompletedProcess:
     """``python -m <module> ...`` as an operator runs it against the local stack (make rollback,
     make recommend): the local stack's test credentials from the environment."""
-    from tools.local_run import RESOURCES
+    from tools.local.run import RESOURCES
 
     env = {
         **os.environ,
@@ -281,7 +281,7 @@ def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model
     # make rollback: latest.json and the serving pointer back to the first version; the CLI follows.
     endpoints = {"s3": scenario_endpoint("localstack"), "dynamodb": scenario_endpoint("dynamodb")}
     back = local_cli(
-        "tools.registry_cli", "rollback", "--registry", f"s3://{scenario.arts}/{scenario.key('registry_prefix')}",
+        "tools.ops.registry_cli", "rollback", "--registry", f"s3://{scenario.arts}/{scenario.key('registry_prefix')}",
         "--endpoint-url", endpoints["s3"], "--serving-table", serving_table(scenario),
         "--dynamodb-endpoint-url", endpoints["dynamodb"], "--version", latest["version"], "--reason", "e2e",
     )  # fmt: skip

@@ -1,6 +1,6 @@
-"""``make airflow STATSD=1``: the real StatsD server (tools/statsd/) and the four real Airflow components
-with ``[metrics] statsd_on``; a real DAG run under LocalExecutor, and its task and run metrics arrive at the
-server (no local stack needed: a two-task probe DAG in a temporary DAGs folder)."""
+"""``make airflow STATSD=1``: the real StatsD server (tools/local/statsd/) and the four real Airflow
+components with ``[metrics] statsd_on``; a real DAG run under LocalExecutor, and its task and run metrics
+arrive at the server (no local stack needed: a two-task probe DAG in a temporary DAGs folder)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tests.integration.test_local_airflow import (  # ui_home: a fixture, used b
     ui_home,  # noqa: F401
 )
 from tests.polling import wait_for
-from tools import local_airflow
+from tools.local import airflow_stack
 
 pytestmark = [pytest.mark.airflow_ui, pytest.mark.usefixtures("ui_home")]
 
@@ -66,7 +66,7 @@ def received() -> dict:
     """Everything the StatsD server has flushed so far: counters summed, timer values concatenated."""
     counters: dict = {}
     timers: dict = {}
-    path = local_airflow.statsd_metrics_file()
+    path = airflow_stack.statsd_metrics_file()
     lines = path.read_text().splitlines() if path.exists() else []
     for line in lines:
         flush = json.loads(line)
@@ -90,39 +90,39 @@ def test_a_dag_run_reports_its_task_and_run_metrics_to_statsd(tmp_path, monkeypa
     # After a run, Airflow 3.3.2's scheduler sometimes never exits on SIGTERM (LocalExecutor.end() joins a
     # worker that gets no shutdown message), so stop() SIGKILLs it after the grace period: a shorter one
     # here (the other components stop in a few seconds).
-    monkeypatch.setattr(local_airflow, "STOP_GRACE_S", 10)
+    monkeypatch.setattr(airflow_stack, "STOP_GRACE_S", 10)
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / f"{DAG_ID}.py").write_text(PROBE_DAG)
     port, statsd_port, mgmt_port = free_port(), free_udp_port(), free_port()
-    env = local_airflow.ui_env("0.0.0-test", port, statsd_port=statsd_port)
+    env = airflow_stack.ui_env("0.0.0-test", port, statsd_port=statsd_port)
     env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
     assert env["AIRFLOW__METRICS__STATSD_ON"] == "True"
     assert env["AIRFLOW__METRICS__STATSD_HOST"] == "127.0.0.1"
-    local_airflow.prepare_db(env, dag_id=DAG_ID)
+    airflow_stack.prepare_db(env, dag_id=DAG_ID)
 
-    processes = local_airflow.start_statsd(statsd_port, mgmt_port, flush_ms=500)
+    processes = airflow_stack.start_statsd(statsd_port, mgmt_port, flush_ms=500)
     pids = {"statsd": processes["statsd"].pid}
     base_url = f"http://127.0.0.1:{port}"
     try:
-        local_airflow.wait_until_statsd_ready(mgmt_port, processes)
+        airflow_stack.wait_until_statsd_ready(mgmt_port, processes)
         assert udp_addresses(pids["statsd"]) == {("127.0.0.1", statsd_port)}
         assert listening_addresses(pids["statsd"]) == {("127.0.0.1", mgmt_port)}
-        processes.update(local_airflow.start(env))
+        processes.update(airflow_stack.start(env))
         pids.update({name: process.pid for name, process in processes.items()})
-        local_airflow.wait_until_healthy(base_url, processes)
+        airflow_stack.wait_until_healthy(base_url, processes)
 
         run_id = api(base_url, f"/dags/{DAG_ID}/dagRuns", {"logical_date": None})["dag_run_id"]
 
         def finished():
-            dead = local_airflow.died(processes)
+            dead = airflow_stack.died(processes)
             assert dead is None, dead
             state = api(base_url, f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
             return state if state in ("success", "failed") else None
 
         assert wait_for(f"run {run_id} to finish", finished, timeout_s=120, interval_s=0.5) == "success"
 
-        prefix = local_airflow.STATSD_PREFIX
+        prefix = airflow_stack.STATSD_PREFIX
         expected_counters = {f"{prefix}.ti.finish.{DAG_ID}.{task}.success" for task in TASKS}
         expected_counters |= {f"{prefix}.ti.start.{DAG_ID}.{task}" for task in TASKS}
         expected_timers = {f"{prefix}.dagrun.duration.success.{DAG_ID}"}
@@ -141,9 +141,9 @@ def test_a_dag_run_reports_its_task_and_run_metrics_to_statsd(tmp_path, monkeypa
             assert metrics["counters"][name] == 1, name
         assert metrics["counters"][f"{prefix}.ti_successes"] == len(TASKS)
         assert len(metrics["timers"][f"{prefix}.dagrun.duration.success.{DAG_ID}"]) == 1
-        assert local_airflow.statsd_health(mgmt_port) == "health: up"
+        assert airflow_stack.statsd_health(mgmt_port) == "health: up"
     finally:
-        local_airflow.stop(processes)
+        airflow_stack.stop(processes)
     for name, pid in pids.items():
-        assert not (local_airflow.UI_AIRFLOW_HOME / f"{name}.pid").exists()
+        assert not (airflow_stack.UI_AIRFLOW_HOME / f"{name}.pid").exists()
         assert group_members(pid) == [], f"{name} left processes behind"

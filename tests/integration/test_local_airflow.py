@@ -11,7 +11,7 @@ import urllib.request
 import psutil
 import pytest
 
-from tools import local_airflow
+from tools.local import airflow_stack
 
 pytestmark = pytest.mark.airflow_ui
 
@@ -24,8 +24,8 @@ def free_port() -> int:
 
 @pytest.fixture()
 def ui_home(tmp_path, monkeypatch):
-    monkeypatch.setattr(local_airflow, "UI_AIRFLOW_HOME", tmp_path / "airflow-ui")
-    monkeypatch.setattr(local_airflow, "COMPONENT_LOGS", tmp_path / "airflow-ui" / "components")
+    monkeypatch.setattr(airflow_stack, "UI_AIRFLOW_HOME", tmp_path / "airflow-ui")
+    monkeypatch.setattr(airflow_stack, "COMPONENT_LOGS", tmp_path / "airflow-ui" / "components")
     (tmp_path / "airflow-ui").mkdir()
     return tmp_path / "airflow-ui"
 
@@ -57,12 +57,12 @@ def group_members(pgid: int) -> list:
 
 def test_components_serve_on_loopback_and_stop_by_pid(ui_home):
     port = free_port()
-    env = local_airflow.ui_env("0.0.0-test", port)
-    local_airflow.prepare_db(env)
-    processes = local_airflow.start(env)
+    env = airflow_stack.ui_env("0.0.0-test", port)
+    airflow_stack.prepare_db(env)
+    processes = airflow_stack.start(env)
     pids = {name: process.pid for name, process in processes.items()}
     try:
-        local_airflow.wait_until_healthy(f"http://127.0.0.1:{port}", processes)
+        airflow_stack.wait_until_healthy(f"http://127.0.0.1:{port}", processes)
         workers = [pid for pid in group_members(pids["scheduler"]) if pid != pids["scheduler"]]
         assert 0 < len(workers) <= 4, "LocalExecutor workers are capped by AIRFLOW__CORE__PARALLELISM"
         for name, pid in pids.items():
@@ -76,9 +76,9 @@ def test_components_serve_on_loopback_and_stop_by_pid(ui_home):
             dag = json.load(response)
         assert dag["is_paused"] is False
         assert dag["timetable_summary"] in (None, "None")  # manual only on the local UI
-        assert local_airflow.died(processes) is None
+        assert airflow_stack.died(processes) is None
     finally:
-        local_airflow.stop(processes)
+        airflow_stack.stop(processes)
     for name, pid in pids.items():
         assert not (ui_home / f"{name}.pid").exists()
         assert group_members(pid) == [], f"airflow {name} left processes behind"

@@ -19,8 +19,8 @@ import pytest
 from spark_jobs.common.events import REJECT_REASONS
 from spark_jobs.common.published import local_pointer
 from tools.datagen.clickstream import generate
-from tools.package_jobs import JOBS
-from tools.run_chain import NOT_RUN, ROOT, render_steps, run_chain
+from tools.local.run_chain import NOT_RUN, ROOT, render_steps, run_chain
+from tools.release.package_jobs import JOBS
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +151,7 @@ def test_model_beats_popularity(chain):
 
 def test_packaged_bundle_runs_like_on_emr(spark_env, tmp_path):
     """spark-submit the packaged entry point with the zip as --py-files, as the EMR step does."""
-    from tools.package_jobs import build
+    from tools.release.package_jobs import build
 
     build("0.0.0-test", tmp_path / "code")
     bundle = tmp_path / "code" / "0.0.0-test"
@@ -208,3 +208,7 @@ def test_spark_submitted_parse_logs_rejects_bytes_that_are_not_utf8(spark_env, t
     (bad,) = [r for r in rejects if r["reason"] == "invalid_utf8"]
     assert base64.b64decode(bad["raw_base64"]) == lines[1]
     assert bad["raw"] == "\\xff\\xfe\x00 latin-1 or worse \\xe9"
+    # The other rejected lines are UTF-8: their text is the line itself, whole (10,000 and 5,000 bytes).
+    malformed = sorted(r["raw"] for r in rejects if r["reason"] == "malformed_json")
+    assert malformed == sorted(line.decode("utf-8") for line in lines[4:])
+    assert not [r for r in rejects if r["reason"] == "malformed_json" and "raw_base64" in r]

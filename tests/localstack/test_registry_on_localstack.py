@@ -89,7 +89,7 @@ def cli(resources, local_stack, *args):
     }
     env.pop("AWS_PROFILE", None)
     return subprocess.run(
-        [sys.executable, "-m", "tools.registry_cli", *args, "--endpoint-url", local_stack.localstack_url],
+        [sys.executable, "-m", "tools.ops.registry_cli", *args, "--endpoint-url", local_stack.localstack_url],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -8,7 +8,7 @@ import pytest
 from recsys_dag.config import config_from_mapping
 from recsys_dag.retention import lifecycle_rules
 
-from tools.apply_retention import apply, current_rules
+from tools.release.apply_retention import apply, current_rules
 
 pytestmark = pytest.mark.localstack
 
@@ -39,8 +39,10 @@ def test_rules_land_beside_a_teams_own_rule_and_reapplying_changes_nothing(s3, b
     cfg = config_from_mapping(buckets)
 
     apply(s3, lifecycle_rules(cfg))
+    applied = {name: current_rules(s3, name) for name in buckets.values()}
     again = apply(s3, lifecycle_rules(cfg))
 
+    assert {name: current_rules(s3, name) for name in buckets.values()} == applied  # nothing changed
     arts = current_rules(s3, buckets["artifact_bucket"])
     assert [rule["ID"] for rule in arts] == [
         "team-archive",

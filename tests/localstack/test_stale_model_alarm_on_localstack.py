@@ -18,7 +18,7 @@ from recsys_dag.run_record import NAMESPACE, PROMOTED, metric_data
 from recsys_dag.stale_model_alarm import alarm_spec
 from stack_helpers import wait_until
 
-from tools.apply_alarms import apply
+from tools.release.apply_alarms import apply
 
 pytestmark = pytest.mark.localstack
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tools.dag_progress import run_quietly, task_event
+from tools.local.dag_progress import run_quietly, task_event
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.local_run import local_config, verdict
+from tools.local.run import local_config, verdict
 
 pytestmark = pytest.mark.unit
 
@@ -28,7 +28,7 @@ def test_local_config_is_a_valid_dag_config_that_covers_movielens_dates():
 def test_served_lists_check_counts_sources_lengths_and_repeats():
     import pandas as pd
 
-    from tools.local_run import served_lists_check
+    from tools.local.run import served_lists_check
 
     served = pd.DataFrame(
         {

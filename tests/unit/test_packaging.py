@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tools.deploy_code import deploy
-from tools.package_jobs import build
+from tools.release.deploy_code import deploy
+from tools.release.package_jobs import build
 
 pytestmark = pytest.mark.unit
 
@@ -37,17 +37,21 @@ def test_every_job_the_dags_name_is_packaged():
     from recsys_dag.locations import JOBS as NIGHTLY
     from recsys_dag.locations import TUNING_JOBS
 
-    from tools.package_jobs import JOBS
+    from tools.release.package_jobs import JOBS
 
     assert set(NIGHTLY + TUNING_JOBS) == set(JOBS)
 
 
 def test_zip_alone_provides_the_package(tmp_path):
+    from spark_jobs.common.bundle import bundle_bytes
+
     build("9.9.9", tmp_path)
     zip_path = tmp_path / "9.9.9" / "spark_jobs.zip"
+    assert zip_path.read_bytes() == bundle_bytes()  # the one builder: what a checkout run ships too
     code = (
         f"import sys; sys.path.insert(0, {str(zip_path)!r}); import spark_jobs.common.events as e;"
         "assert e.__file__.startswith(sys.path[0]), e.__file__;"
+        "import serving.table as t; assert t.__file__.startswith(sys.path[0]), t.__file__;"
         'print(e.parse_line(\'{"event_id":"a","user_id":1,"item_id":2,"event_type":"view","ts":0}\').user_id)'
     )
     out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True)
@@ -82,8 +86,8 @@ def test_deploy_uploads_once_and_refuses_to_change_a_version(s3, tmp_path):
 
 
 def test_deploy_carries_the_bootstrap_wheels_for_the_architecture(tmp_path, monkeypatch):
-    import tools.deploy_code as deploy_code
-    from tools.emr_wheels import download_command
+    import tools.release.deploy_code as deploy_code
+    from tools.release.emr_wheels import download_command
 
     command = download_command("aarch64", tmp_path / "w")
     assert "--require-hashes" in command and "--only-binary=:all:" in command and "--no-deps" in command

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.run_chain import metrics_table
+from tools.local.run_chain import metrics_table
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from recsys_dag.locations import JOBS
 
-from tools.run_chain import (
+from tools.local.run_chain import (
     client_mode,
     engine_config,
     local_config,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.run_report import RunRecords, build_row, build_rows, parse_record, report_line, version_index
+from tools.ops.run_report import RunRecords, build_row, build_rows, parse_record, report_line, version_index
 
 pytestmark = pytest.mark.unit
 
@@ -150,15 +150,22 @@ def test_a_backfill_is_registered_not_live():
 
 
 def test_rows_are_ordered_by_date_whatever_the_listing_order_and_versions_deterministic():
-    records = [RunRecords(ds=ds) for ds in ("2024-03-03", "2024-03-01", "2024-03-02")]
-    assert [r["ds"] for r in build_rows(records, {}, None)] == ["2024-03-01", "2024-03-02", "2024-03-03"]
-    assert all(r["status"] == "incomplete" for r in build_rows(records, {}, None))
+    from itertools import permutations
+
+    for listed in permutations(("2024-03-03", "2024-03-01", "2024-03-02")):  # every listing order
+        rows = build_rows([RunRecords(ds=ds) for ds in listed], {}, None)
+        assert [r["ds"] for r in rows] == ["2024-03-01", "2024-03-02", "2024-03-03"], listed
+        assert all(r["status"] == "incomplete" for r in rows)
     manifests = {
         "2024-03-02_j-2": {"run_id": "r2"},
         "2024-03-01_j-1": {"run_id": "r1"},
         "2024-03-02_j-3": None,
     }
     assert version_index(manifests) == {"r1": "2024-03-01_j-1", "r2": "2024-03-02_j-2"}
+    # A run that registered two versions: the same one, whichever order the listing gave them in.
+    twice = [("2024-03-04_j-4", {"run_id": "r4"}), ("2024-03-04_j-5", {"run_id": "r4"}), *manifests.items()]
+    for listed in permutations(twice):
+        assert version_index(dict(listed))["r4"] == "2024-03-04_j-5", listed
 
 
 def test_report_line_never_raises_and_is_one_line(tmp_path):

@@ -1,10 +1,11 @@
 """Build what EMR steps run: ``spark_jobs.zip`` (for ``--py-files``), one entry point per job, and the
 bootstrap files, under ``build/code/<version>/`` in the layout ``make deploy`` uploads.
 
-    python -m tools.package_jobs [--version 0.1.0] [--out build/code]
+    python -m tools.release.package_jobs [--version 0.1.0] [--out build/code]
 
-The zip is reproducible (sorted entries, fixed timestamps): the same sources give the same bytes, so a
-deploy can tell an unchanged version from a changed one.
+The zip is the code bundle of :mod:`spark_jobs.common.bundle` (the one builder, which a checkout run
+ships too): reproducible (sorted entries, fixed timestamps), so the same sources give the same bytes and
+a deploy can tell an unchanged version from a changed one.
 """
 
 from __future__ import annotations
@@ -12,16 +13,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
-import zipfile
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
+from spark_jobs.common.bundle import BUNDLE_NAME, write_bundle
+
+ROOT = Path(__file__).resolve().parents[2]
 # Every module at the top of spark_jobs/ is a job a step runs (shared code lives in spark_jobs/common/).
 JOBS = tuple(sorted(path.stem for path in (ROOT / "spark_jobs").glob("*.py") if path.stem != "__init__"))
-FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # zip entries carry no build time
-# The packages in spark_jobs.zip: the jobs, and the serving layer's library that load_serving writes with.
-PACKAGES = ("spark_jobs", "serving")
 
 
 def project_version() -> str:
@@ -32,19 +31,6 @@ def project_version() -> str:
     raise ValueError("no version in pyproject.toml")
 
 
-def build_zip(target: Path) -> None:
-    """Zip every .py file of the packages the steps import, with paths relative to the project root."""
-    sources = sorted(
-        p for package in PACKAGES for p in (ROOT / package).rglob("*.py") if "__pycache__" not in p.parts
-    )
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for source in sources:
-            info = zipfile.ZipInfo(source.relative_to(ROOT).as_posix(), date_time=FIXED_TIME)
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, source.read_bytes())
-
-
 def build(version: str, out: Path) -> Dict[str, str]:
     """Write the code bundle for ``version`` into ``out/<version>``; returns {relative path: sha256}."""
     target = out / version
@@ -52,7 +38,7 @@ def build(version: str, out: Path) -> Dict[str, str]:
         shutil.rmtree(target)
     (target / "jobs").mkdir(parents=True)
     (target / "bootstrap").mkdir()
-    build_zip(target / "spark_jobs.zip")
+    write_bundle(target / BUNDLE_NAME, ROOT)
     for job in JOBS:
         shutil.copyfile(ROOT / "spark_jobs" / f"{job}.py", target / "jobs" / f"{job}.py")
     for name in ("install_python_deps.sh", "requirements-emr.txt"):

@@ -1,6 +1,6 @@
 """The tuning DAG, end to end, on the local AWS stack: what ``make tune`` does.
 
-    python -m tools.local_tune [--run-date 1998-04-22] [--keep-stack] [--config JSON]
+    python -m tools.local.tune [--run-date 1998-04-22] [--keep-stack] [--config JSON]
 
 1. start the local stack unless it is up; load MovieLens-100K as the run date's raw day and deploy the
    jobs (as ``make run`` does);
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from tools.local_run import (
+from tools.local.run import (
     AIRFLOW_HOME,
     ML_RAW,
     RESOURCES,

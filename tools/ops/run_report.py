@@ -1,7 +1,7 @@
 """The nightly runs' history as one self-contained HTML page with a plot: what ``make report`` does.
 
-    python -m tools.run_report [--endpoint-url URL] [--output var/report/index.html]
-    python -m tools.run_report --local [--endpoint-url URL]   # the local stack, make run's config
+    python -m tools.ops.run_report [--endpoint-url URL] [--output var/report/index.html]
+    python -m tools.ops.run_report --local [--endpoint-url URL]   # the local stack, make run's config
 
 Reads, from the artefact bucket of the DAG configuration in force (``AIRFLOW_VAR_RECSYS_TRAINING_CONFIG``;
 ``--local``: make run's local configuration), every ``runs/dt=<ds>/`` folder's ``run.json`` and
@@ -9,7 +9,7 @@ Reads, from the artefact bucket of the DAG configuration in force (``AIRFLOW_VAR
 registry (``latest.json``, each version's ``_manifest.json``). One row per run date: NDCG@k of the
 candidate, production and popularity as the gate compared them, reject ratio, estimated cost, cluster
 minutes, promoted / held / backfill / failed, the version it registered. Writes ``index.html`` (from
-``tools/templates/run_report.html.j2``, the plot embedded) and ``runs.png`` beside it; prints the path.
+``tools/ops/templates/run_report.html.j2``, the plot embedded) and ``runs.png`` beside it; prints the path.
 
 A number a run never reached is a gap, never a 0. A record that is not JSON, not an object, or has a
 malformed number is listed with the reason; it never stops the report. Uses the default AWS credential
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT / "dags") not in sys.path:
     sys.path.insert(0, str(ROOT / "dags"))  # recsys_dag, as Airflow imports it from its DAGs folder
 
@@ -637,7 +637,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         if args.local:
-            from tools.local_run import local_client, local_config
+            from tools.local.run import local_client, local_config
 
             cfg = config_from_mapping(local_config("0.0.0"))
             s3 = (

@@ -1,6 +1,6 @@
 """The wheels the EMR bootstrap installs, downloaded at deploy time so no cluster start needs an index.
 
-    python -m tools.emr_wheels --arch x86_64 [--dest build/wheels]
+    python -m tools.release.emr_wheels --arch x86_64 [--dest build/wheels]
 
 Downloads exactly the pins of ``emr_configs/bootstrap/requirements-emr.txt``, binary wheels only, for
 EMR 7.x's CPython 3.9 on the given architecture, each checked against its hash (pip --require-hashes).
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "emr_configs" / "bootstrap" / "requirements-emr.txt"
 ARCHITECTURES = ("x86_64", "aarch64")
 PYTHON_VERSION = "3.9"  # EMR 7.x's system Python

@@ -1,6 +1,6 @@
 """Print the EMR instance profile's policy for the configuration in force (the DAG config's env var).
 
-    python -m tools.render_emr_policy [--region eu-west-1] [--account 123456789012] [--placeholders]
+    python -m tools.release.render_emr_policy [--region eu-west-1] [--account 123456789012] [--placeholders]
 
 ``--placeholders`` leaves the buckets as ``${...}`` (and the region and account unless given): what
 ``emr_configs/iam/emr-instance-profile-policy.json`` holds (``--placeholders`` without region or
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dags"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dags"))
 
 from recsys_dag.config import load_config
 from recsys_dag.emr_policy import instance_profile_policy, placeholder_config

@@ -1,10 +1,10 @@
 """Run the nightly's Spark steps in sequence with spark-submit, as a person would by hand, and report.
 
-    python -m tools.run_chain --raw data/movielens/raw --work var/run --run-date 1998-04-22
+    python -m tools.local.run_chain --raw data/movielens/raw --work var/run --run-date 1998-04-22
         [--engines implicit,spark-als] [--config '{"factors": 32}'] [--per-day] [--event-logs DIR]
 
 The steps are the DAG's own: ``emr_configs/steps.json`` rendered with the step macros the DAG uses
-(``recsys_dag.step_macros``) and the local stack's DAG config (``tools.local_run.local_config``, what
+(``recsys_dag.step_macros``) and the local stack's DAG config (``tools.local.run.local_config``, what
 ``make run`` trains with) plus ``--config``; each ``s3://bucket/key`` becomes ``<work>/bucket/key``, the
 code is packaged there as ``make deploy`` would, and each step's spark-submit runs in client mode (the
 driver is this machine). So a job's arguments are written once, in the template, for EMR and for this
@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import jinja2
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "dags"))  # recsys_dag: the DAG's config, locations and step macros
 
 from recsys_dag.config import PipelineConfig, config_from_mapping  # noqa: E402
@@ -39,8 +39,8 @@ from recsys_dag.locations import run_locations, split_s3_uri  # noqa: E402
 from recsys_dag.step_macros import step_macros  # noqa: E402
 
 from spark_jobs.common.published import local_pointer  # noqa: E402
-from tools.local_run import local_config  # noqa: E402
-from tools.package_jobs import build, project_version  # noqa: E402
+from tools.local.run import local_config  # noqa: E402
+from tools.release.package_jobs import build, project_version  # noqa: E402
 
 EMR_CONFIGS = ROOT / "emr_configs"
 METRIC_NAMES = ("precision", "recall", "ndcg", "map")
@@ -213,7 +213,7 @@ def run_chain(
     """Run steps.json's steps (but NOT_RUN) under ``work``: parse_logs once per day, then the rest once
     per engine.
 
-    ``config``: DAG config overrides on top of the local stack's (``tools.local_run.local_config``).
+    ``config``: DAG config overrides on top of the local stack's (``tools.local.run.local_config``).
     ``per_day``: parse each ``raw/dt=*`` folder into its own partition (as the nightly DAG does; the
     window is then the number of days unless ``config`` sets ``lookback_days``); otherwise parse all of
     ``raw`` at once into the run date's partition. ``event_logs``: keep each step's Spark event log in

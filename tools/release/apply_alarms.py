@@ -1,7 +1,7 @@
 """Create or update the stale-model alarm (dags/recsys_dag/stale_model_alarm.py) in CloudWatch.
 
-    python -m tools.apply_alarms [--endpoint-url URL] [--dry-run]
-    python -m tools.apply_alarms --local      # the running local stack, with make run's config
+    python -m tools.release.apply_alarms [--endpoint-url URL] [--dry-run]
+    python -m tools.release.apply_alarms --local      # the running local stack, with make run's config
 
 The window (``stale_model_hours``) and the topic it notifies (``alert_topic_arn``) come from the DAG
 configuration in force (``AIRFLOW_VAR_RECSYS_TRAINING_CONFIG``; ``--local``: make run's local
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dags"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dags"))
 
 from recsys_dag.config import TRAINING_DAG_ID, config_from_mapping, load_config
 from recsys_dag.stale_model_alarm import HOUR_S, alarm_spec, describe
@@ -37,7 +37,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the alarm, change nothing")
     args = parser.parse_args(argv)
     if args.local:
-        from tools.local_run import local_client, local_config
+        from tools.local.run import local_client, local_config
 
         cfg = config_from_mapping(local_config("0.0.0"))
         cloudwatch = None if args.dry_run else local_client("cloudwatch")

@@ -1,9 +1,9 @@
 """Inspect the model registry and roll production back to an earlier version.
 
-    python -m tools.registry_cli show --registry s3://acme-ml/registry [--endpoint-url URL]
-    python -m tools.registry_cli rollback --registry s3://acme-ml/registry --version 2024-01-30_j-2AB3XYZ \\
-        --reason "ndcg dropped in the A/B test" [--by WHO] [--endpoint-url URL] \\
-        [--serving-table recsys-serving [--dynamodb-endpoint-url URL]]
+    python -m tools.ops.registry_cli show --registry s3://acme-ml/registry [--endpoint-url URL]
+    python -m tools.ops.registry_cli rollback --registry s3://acme-ml/registry \\
+        --version 2024-01-30_j-2AB3XYZ --reason "ndcg dropped in the A/B test" [--by WHO] \\
+        [--endpoint-url URL] [--serving-table recsys-serving [--dynamodb-endpoint-url URL]]
 
 Uses the default AWS credential chain (environment, profile, instance role); ``--endpoint-url`` points it
 at LocalStack. A rollback needs s3:GetObject, s3:PutObject and s3:ListBucket on the registry prefix. It
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT / "dags") not in sys.path:
     sys.path.insert(0, str(ROOT / "dags"))  # recsys_dag, as Airflow imports it from its DAGs folder
 

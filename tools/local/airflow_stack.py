@@ -1,6 +1,6 @@
 """Airflow on 127.0.0.1, wired to the local AWS stack: trigger the DAG and watch it in the UI.
 
-    python -m tools.local_airflow [--port 8080] [--run-date 1998-04-22]
+    python -m tools.local.airflow_stack [--port 8080] [--run-date 1998-04-22]
 
 Starts the local stack if needed, loads MovieLens-100K as the run date's raw data and deploys the jobs, as
 ``make run`` does. Then it prepares its own metadata DB under var/airflow-ui (the DAG unpaused and manual
@@ -12,7 +12,7 @@ is kept in var/airflow-ui/<component>.pid. Ctrl-C (or SIGTERM) stops them by tho
 up (``make local-down`` stops it). Local only: every user is an admin, no password.
 
 With ``--statsd`` (``make airflow STATSD=1``) it first starts the reference StatsD server (Etsy's statsd,
-tools/statsd/, on node) on UDP 127.0.0.1:8125, management console on TCP 127.0.0.1:8126, as one more
+tools/local/statsd/, on node) on UDP 127.0.0.1:8125, management console on TCP 127.0.0.1:8126, as one more
 component (log, PID file, stopped by its PID), and Airflow sends its own metrics there
 (``[metrics] statsd_on``, prefix ``airflow``). Every flush (10 s) of what arrived is one JSON line in
 var/airflow-ui/statsd/metrics.jsonl, rewritten each session.
@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from tools.local_run import DAG_ID, ROOT, airflow_env, clients, load_and_deploy, local_config
+from tools.local.run import DAG_ID, ROOT, airflow_env, clients, load_and_deploy, local_config
 
 sys.path.insert(0, str(ROOT / "localstack"))  # local_aws.proc: the local stack's process supervisor
 from local_aws import proc
@@ -48,8 +48,8 @@ COMPONENTS: Dict[str, List[str]] = {
 }
 STOP_GRACE_S = 30
 
-# The reference StatsD server, installed by `make statsd-setup` (tools/statsd/package.json pins it).
-STATSD_DIR = ROOT / "tools" / "statsd"
+# The reference StatsD server, installed by `make statsd-setup` (tools/local/statsd/package.json pins it).
+STATSD_DIR = Path(__file__).resolve().parent / "statsd"
 STATSD_SERVER = STATSD_DIR / "node_modules" / "statsd" / "stats.js"
 STATSD_CONFIG = STATSD_DIR / "config.js"
 STATSD_PORT = 8125  # UDP, where Airflow sends
@@ -121,7 +121,7 @@ def start(env: Dict[str, str]) -> Dict[str, subprocess.Popen]:
 
 
 def statsd_metrics_file() -> Path:
-    """Where the StatsD server's backend appends one JSON line per flush (tools/statsd/jsonl_backend.js)."""
+    """Where the StatsD server's backend appends one JSON line per flush (statsd/jsonl_backend.js)."""
     return UI_AIRFLOW_HOME / "statsd" / "metrics.jsonl"
 
 
@@ -133,7 +133,7 @@ def start_statsd(
     node = shutil.which("node")
     if node is None or not STATSD_SERVER.exists():
         raise RuntimeError(
-            "the StatsD server needs Node.js and `make statsd-setup` (tools/statsd/node_modules/)"
+            "the StatsD server needs Node.js and `make statsd-setup` (tools/local/statsd/node_modules/)"
         )
     metrics = statsd_metrics_file()
     metrics.parent.mkdir(parents=True, exist_ok=True)

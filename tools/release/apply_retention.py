@@ -1,7 +1,7 @@
 """Apply the pipeline's S3 lifecycle rules (dags/recsys_dag/retention.py) to its two buckets.
 
-    python -m tools.apply_retention [--endpoint-url URL] [--dry-run]
-    python -m tools.apply_retention --local      # the running local stack's buckets
+    python -m tools.release.apply_retention [--endpoint-url URL] [--dry-run]
+    python -m tools.release.apply_retention --local      # the running local stack's buckets
 
 Buckets, prefixes and retention days come from the DAG configuration in force
 (``AIRFLOW_VAR_RECSYS_TRAINING_CONFIG``; ``--local``: make run's local configuration). Only the rules whose
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dags"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dags"))
 
 from recsys_dag.config import config_from_mapping, load_config
 from recsys_dag.retention import lifecycle_rules, merged
@@ -54,7 +54,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import boto3
 
     if args.local:
-        from tools.local_run import clients, local_config
+        from tools.local.run import clients, local_config
 
         s3, _ = clients()
         cfg = config_from_mapping(local_config("0.0.0"))

@@ -1,7 +1,7 @@
 /* StatsD (Etsy's statsd 0.9.0) for make airflow STATSD=1: evaluated by statsd as a JavaScript object.
 
    Listens for metrics on UDP 127.0.0.1:8125 and serves its management console (TCP, commands `health`,
-   `counters`, `timers`, `gauges`) on 127.0.0.1:8126: loopback only. tools/local_airflow.py starts it with
+   `counters`, `timers`, `gauges`) on 127.0.0.1:8126: loopback only. tools/local/airflow_stack.py starts it with
    STATSD_PORT / STATSD_MGMT_PORT (other ports), STATSD_FLUSH_INTERVAL_MS (how often the metrics received
    are aggregated and handed to the backend) and STATSD_METRICS_FILE (where the backend writes them) in
    its environment.

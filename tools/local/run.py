@@ -1,6 +1,6 @@
 """The real DAG, end to end, on the local AWS stack: what ``make run`` does.
 
-    python -m tools.local_run [--run-date 1998-04-22] [--keep-stack] [--user 196] [--config JSON]
+    python -m tools.local.run [--run-date 1998-04-22] [--keep-stack] [--user 196] [--config JSON]
 
 1. start the local stack (LocalStack + the local EMR endpoint) unless it is up;
 2. load MovieLens-100K raw events into the local data lake as the run date's partition (the whole
@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from tools.dag_progress import run_quietly
+from tools.local.dag_progress import run_quietly
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESOURCES = json.loads((ROOT / "localstack" / "resources.json").read_text())
 DAG_ID = "recsys_training"
 ML_RAW = ROOT / "data" / "movielens" / "raw"
@@ -129,8 +129,8 @@ def load_raw_day(s3, raw_dir: Path, bucket: str, run_date: str, prefix: str = "r
 def load_and_deploy(s3, run_date: str) -> tuple[int, str]:
     """Load MovieLens raw events as ``run_date``'s partition and deploy the packaged jobs (forced: a
     development stack takes the working tree's code). Returns (files loaded, code version)."""
-    from tools.deploy_code import deploy
-    from tools.package_jobs import build, project_version
+    from tools.release.deploy_code import deploy
+    from tools.release.package_jobs import build, project_version
 
     files = load_raw_day(s3, ML_RAW, RESOURCES["buckets"]["data_lake"], run_date)
     version = project_version()
@@ -187,7 +187,7 @@ def run(run_date: str, keep_stack: bool, user: Optional[str], overrides: Optiona
         timings["airflow dags test"] = time.perf_counter() - started
         rows = task_rows(env, run_date)
         print(summary(env, s3, emr, run_date, user, timings, rows))
-        from tools.run_report import report_line  # one line: the page's path, or a warning; never raises
+        from tools.ops.run_report import report_line  # one line: the page's path, or a warning; never raises
 
         print(report_line(s3, local_config(version, **(overrides or {}))), flush=True)
         code = verdict(returncode, rows)
@@ -250,7 +250,7 @@ def summary(
     env, s3, emr, run_date: str, user: Optional[str], timings: Dict[str, float], rows: List[dict]
 ) -> str:
     """The closing report of ``make run``."""
-    from tools.run_chain import metrics_table
+    from tools.local.run_chain import metrics_table
 
     lines = ["", f"== {DAG_ID} for {run_date} on the local stack =="]
     skipped = [row["task_id"] for row in rows if row["state"] == "skipped"]

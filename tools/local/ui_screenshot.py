@@ -1,6 +1,6 @@
 """Headless screenshot of the Airflow UI's graph view of one DAG run (the README's picture).
 
-    python -m tools.ui_screenshot --run-id RUN_ID [--out docs/airflow-graph.png] [--url http://127.0.0.1:8080]
+    python -m tools.local.ui_screenshot --run-id RUN_ID [--out docs/airflow-graph.png] [--url http://127.0.0.1:8080]
 
 Needs a running ``make airflow`` and a Chromium or Chrome binary, which is not a project dependency: the
 ``CHROME`` environment variable, else ``chromium``/``chromium-browser``/``google-chrome`` on PATH. The
@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 

@@ -1,10 +1,10 @@
 """Upload a packaged code version to ``s3://<bucket>/<prefix>/<version>/``, the prefix the EMR steps use.
 
-    python -m tools.deploy_code --bucket recsys-artifacts [--prefix code] [--version 0.1.0]
+    python -m tools.release.deploy_code --bucket recsys-artifacts [--prefix code] [--version 0.1.0]
         [--endpoint-url URL] [--force] [--arch x86_64|aarch64]
 
 Besides the code bundle it uploads ``wheels/<arch>/``: every package the bootstrap installs, as hashed
-wheels for EMR's Python (tools/emr_wheels.py), so a cluster start contacts no package index.
+wheels for EMR's Python (tools/release/emr_wheels.py), so a cluster start contacts no package index.
 
 Versions are immutable: re-deploying identical files is a no-op, and changed files under an existing
 version are refused (bump the version, or pass --force for a development stack).
@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from tools.emr_wheels import ARCHITECTURES, download
-from tools.package_jobs import ROOT, build, project_version
+from tools.release.emr_wheels import ARCHITECTURES, download
+from tools.release.package_jobs import ROOT, build, project_version
 
 SHA_KEY = "sha256"  # object metadata holding each file's digest
 

@@ -1,0 +1,1 @@
+"""Local development: make run, tune, run-chain and airflow on the local stack, and their helpers."""

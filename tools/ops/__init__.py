@@ -1,0 +1,1 @@
+"""On-call, against the production account: the model registry CLI (rollback) and the run history."""

@@ -1,0 +1,1 @@
+"""Building and deploying to AWS: the code bundle, its wheels, the alarm and the retention rules."""
