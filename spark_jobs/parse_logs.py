@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make the `spark_
 import datetime as dt
 from typing import Dict, Iterator, Optional, Sequence, Tuple
 
-import pandas as pd
+import pyarrow as pa
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -59,6 +59,8 @@ _PARSED_LINE = StructType(
         StructField("value", StringType(), True),  # cast to double in Spark: keeps None vs NaN apart
     ]
 )
+# Microseconds as int64: never through a double.
+_ARROW_TYPES = tuple(pa.int64() if f.name == "event_ts_us" else pa.string() for f in _PARSED_LINE.fields)
 EVENT_COLUMNS = ("event_id", "user_id", "item_id", "event_type", "event_ts", "session_id", "value")
 # Raw input bytes per duplicate-check partition. What one task holds in memory (the sort behind the
 # event_id window, a Parquet row group being written) grows with the rows per partition, so the
@@ -69,21 +71,25 @@ EVENT_COLUMNS = ("event_id", "user_id", "item_id", "event_type", "event_ts", "se
 PARTITION_INPUT_BYTES = 32 * 1024 * 1024
 
 
-def _parse_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """mapInPandas body: apply :func:`parse_raw` to every non-blank line (bytes) of each Arrow batch."""
-    columns = [field.name for field in _PARSED_LINE.fields]
+def _parse_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: apply :func:`parse_raw` to every non-blank line (bytes) of each Arrow batch.
+
+    Arrow in, Arrow out, built from Python lists: the workers never import pandas (a second of start-up
+    per worker) and no column is converted twice.
+    """
     for batch in batches:
-        rows = []
-        for line in batch["value"]:
+        columns: Tuple[list, ...] = tuple([] for _ in _PARSED_LINE.fields)
+        for line in batch.column(0).to_pylist():
             if is_blank_bytes(line):
                 continue
-            raw, raw_base64, parsed = parse_raw(bytes(line))
+            raw, raw_base64, parsed = parse_raw(line)
             value = None if parsed.value is None else repr(parsed.value)
-            rows.append((raw, raw_base64, *parsed[:-1], value))
-        frame = pd.DataFrame.from_records(rows, columns=columns)
-        # Nullable integers: a float64 column with NaN would round-trip microseconds through doubles.
-        frame["event_ts_us"] = frame["event_ts_us"].astype("Int64")
-        yield frame
+            for column, cell in zip(columns, (raw, raw_base64, *parsed[:-1], value)):
+                column.append(cell)
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(column, type=kind) for column, kind in zip(columns, _ARROW_TYPES)],
+            names=[field.name for field in _PARSED_LINE.fields],
+        )
 
 
 def validate_lines(lines: DataFrame) -> DataFrame:
@@ -92,7 +98,7 @@ def validate_lines(lines: DataFrame) -> DataFrame:
     The lines reach Python as bytes: Spark's text source does not check UTF-8, and an undecodable
     string would fail the Arrow conversion (and the whole job) instead of being rejected.
     """
-    return lines.select(F.col("value").cast("binary").alias("value")).mapInPandas(
+    return lines.select(F.col("value").cast("binary").alias("value")).mapInArrow(
         _parse_batches, schema=_PARSED_LINE
     )
 
