@@ -26,6 +26,7 @@ from benchmarks import common as c
 from spark_jobs.common.published import local_pointer
 
 GC_PAUSE = re.compile(r"GC\(\d+\) Pause .*?(\d+)M->(\d+)M\((\d+)M\)")  # -Xlog:gc (JDK 11+) pause lines
+COUNTS = ("lines", "accepted", "rejected")
 
 
 def sizes_arg(text: str) -> List[int]:
@@ -49,39 +50,38 @@ def run_size(size: int, folder: Path, work: Path, expected: Dict[str, int], job:
     print(f"parse_logs bench: {label} parse_logs, {size} events ...", flush=True)
     command = ["spark-submit", "--driver-java-options", f"-Xlog:gc:file={gc_log}", str(job), "--input"]
     command += [str(folder), "--output", str(out), "--rejects", str(rejects)]
-    result = c.monitored(command, work / f"parse_logs-{tag}.log")
+    run = c.monitored(command, work / f"parse_logs-{tag}.log")
     legacy = out / "_stats.json"  # revisions before days were published (--compare-rev)
     stats = json.loads(legacy.read_text()) if legacy.exists() else local_pointer(out)["stats"]
-    read_line = next((line for _, line in result.lines if "recsys.parse_logs: read " in line), "")
+    read_line = next((line for _, line in run.lines if "recsys.parse_logs: read " in line), "")
     partitions = re.search(r"\((\d+) partitions\)", read_line)  # the duplicate check's
-    row = {**c.process_record(result), "job": label, "events": size, "seconds": result.seconds}
-    row.update({k: stats[k] for k in ("lines", "accepted", "rejected")}, input_mb=expected["bytes"] / 1e6)
-    row["matches_manifest"] = all(stats[k] == expected[k] for k in ("lines", "accepted", "rejected"))
-    row.update(events_per_s=stats["lines"] / result.seconds, mb_per_s=row["input_mb"] / result.seconds)
-    row.update(seconds_to_counted=result.first_line_at("recsys.parse_logs: read "))
-    row.update(partitions=int(partitions.group(1)) if partitions else None)
+    row = {**run.record(), "job": label, "events": size, "seconds": run.seconds}
+    row["input_mb"] = expected["bytes"] / 1e6
+    row.update({k: stats[k] for k in COUNTS}, matches_manifest=all(stats[k] == expected[k] for k in COUNTS))
+    row.update(events_per_s=stats["lines"] / run.seconds, mb_per_s=row["input_mb"] / run.seconds)
+    row.update(seconds_to_counted=run.first_line_at("recsys.parse_logs: read "))
+    row["partitions"] = int(partitions.group(1)) if partitions else None
     row["jvm_heap"] = heap_summary(gc_log.read_text().splitlines()) if gc_log.exists() else {}
-    row["rss_trace_mib"] = [(round(t, 2), round(b / 2**20, 1)) for t, b in result.rss_trace[::5]]
-    print(f"parse_logs bench: {result.seconds:.1f} s, peak RSS {row['peak_rss_mib']:.0f} MiB", flush=True)
+    row["rss_trace_mib"] = [(round(t, 2), round(b / c.MIB, 1)) for t, b in run.rss_trace[::5]]
+    print(f"parse_logs bench: {run.seconds:.1f} s, peak RSS {row['peak_rss_mib']:.0f} MiB", flush=True)
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(rejects, ignore_errors=True)
     return row
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = c.parser(__doc__)
+    p = c.parser(__doc__, "parse_logs")
     p.add_argument("--sizes", type=sizes_arg, default=None, help="valid events per run (comma-separated)")
-    p.add_argument("--work", type=Path, default=c.WORK / "parse_logs", help="data and logs folder")
     p.add_argument("--compare-rev", default=None, help="also run parse_logs as of this git revision")
     p.add_argument("--compare-sizes", type=sizes_arg, default=None, help="sizes for --compare-rev")
-    args = p.parse_args(argv)
+    args, doc = c.begin("parse_logs", p, argv)
     sizes = args.sizes or ([50_000, 100_000, 200_000] if args.quick else [1_000_000, 5_000_000, 10_000_000])
     compare = (args.compare_sizes or sizes) if args.compare_rev else []
     per_day = reduce(math.gcd, sizes + compare)  # every size is whole days
-    doc = c.begin("parse_logs", args)
-    doc.update(plan={"per_day": per_day, "days": max(sizes + compare) // per_day}, runs=[], compare=[])
-    raw = args.work / f"raw-seed{args.seed}-{per_day}x{doc['plan']['days']}"
-    manifest = c.clickstream(raw, per_day * doc["plan"]["days"], doc["plan"]["days"], args.seed)
+    days = max(sizes + compare) // per_day
+    doc.update(plan={"per_day": per_day, "days": days}, runs=[], compare=[])
+    raw = args.work / f"raw-seed{args.seed}-{per_day}x{days}"
+    manifest = c.clickstream(raw, per_day * days, days, args.seed)
     jobs = [("current", sizes, "runs", c.ROOT / "spark_jobs" / "parse_logs.py")]
     if args.compare_rev:  # its spark_jobs/, exported read-only with git archive
         old = args.work / f"rev-{args.compare_rev}"
@@ -97,7 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for day in sorted(manifest["days"])[: size // per_day]:
             entry = manifest["days"][day]
             for file in entry["files"]:
-                (folder / file["path"]).parent.mkdir(parents=True, exist_ok=True)
+                c.mkdir((folder / file["path"]).parent)
                 os.link(raw / file["path"], folder / file["path"])
                 expected["bytes"] += file["bytes"]
             expected["lines"] += entry["lines"]
@@ -108,8 +108,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 doc[key].append(run_size(size, folder, args.work, expected, job, label))
         shutil.rmtree(folder, ignore_errors=True)
     doc["generator"] = {k: manifest["parameters"][k] for k in ("users", "items", "malformed_ratio")}
-    c.save(doc, args)
-    return 0
+    return c.save(doc, args)
 
 
 if __name__ == "__main__":

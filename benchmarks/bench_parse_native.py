@@ -11,6 +11,7 @@ against the manifest, and row by row).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import shutil
@@ -67,18 +68,16 @@ def agreement(spark: Any, input_dir: str, manifest: Dict[str, Any]) -> Dict[str,
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = c.parser(__doc__)
+    p = c.parser(__doc__, "parse_native")
     p.add_argument("--events", type=int, default=None, help="valid events (default 2M, quick 200k)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per path (default 3, quick 1)")
     p.add_argument("--sink", choices=("noop", "parquet"), default="noop", help="where rows are written")
-    p.add_argument("--work", type=Path, default=c.WORK / "parse_native", help="data folder")
     p.add_argument("--default-jit", action="store_true", help=f"start the JVM without {JIT_JAVA_OPTION}")
-    args = p.parse_args(argv)
+    args, doc = c.begin("parse_native", p, argv)
     events = args.events or (200_000 if args.quick else 2_000_000)
-    doc = c.begin("parse_native", args)
     days = max(1, math.ceil(events / 1_000_000))  # at most 1M valid events a day, as bench_parse_logs
-    raw = args.work / f"raw-seed{args.seed}-{events}x{days}"
-    manifest = c.clickstream(raw, events, days, args.seed)
+    raw = str(args.work / f"raw-seed{args.seed}-{events}x{days}")
+    manifest = c.clickstream(Path(raw), events, days, args.seed)
     doc.update(sink=args.sink, repeats=args.repeats or (1 if args.quick else 3), runs=[])
     os.environ.update(c.spark_env())  # read when the JVM starts: SPARK_CONF_DIR, PYSPARK_PYTHON, ...
     conf = {**REQUIRED_CONF, "spark.sql.chunkBase64String.enabled": "false"}  # unwrapped, as Python's
@@ -86,25 +85,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         conf["spark.driver.extraJavaOptions"] = JIT_JAVA_OPTION  # local mode: the driver runs the tasks
     spark = build_spark("bench_parse_native", conf)
     try:
-        doc["agreement"] = agreement(spark, str(raw), manifest)
-        for repeat in range(doc["repeats"]):
-            for name, validate in PATHS.items():  # alternating: python, native, python, native, ...
-                before, cpu, started = c.load_avg(), c.cpu_seconds(os.getpid()), time.perf_counter()
-                writer = validate(read_lines(spark, str(raw))).write.mode("overwrite")
-                if args.sink == "noop":
-                    writer.format("noop").save()
-                else:
-                    writer.parquet(str(args.work / "out"))
-                run = {"path": name, "repeat": repeat, "seconds": time.perf_counter() - started}
-                run.update(cpu_seconds=c.cpu_seconds(os.getpid()) - cpu, load_before=before)
-                run["load_after"] = c.load_avg()
-                shutil.rmtree(args.work / "out", ignore_errors=True)
-                doc["runs"].append(run)
-                print(f"parse_native bench: {name} {run['seconds']:.1f} s", flush=True)
+        doc["agreement"] = agreement(spark, raw, manifest)
+        for repeat, (name, validate) in itertools.product(range(doc["repeats"]), PATHS.items()):
+            before, cpu, started = c.load_avg(), c.cpu_seconds(os.getpid()), time.perf_counter()
+            writer = validate(read_lines(spark, raw)).write.mode("overwrite")  # python, native, python, ...
+            if args.sink == "noop":
+                writer.format("noop").save()
+            else:
+                writer.parquet(str(args.work / "out"))
+            run = {"path": name, "repeat": repeat, "seconds": time.perf_counter() - started}
+            run.update(cpu_seconds=c.cpu_seconds(os.getpid()) - cpu, load_before=before)
+            run["load_after"] = c.load_avg()
+            shutil.rmtree(args.work / "out", ignore_errors=True)
+            doc["runs"].append(run)
+            print(f"parse_native bench: {name} {run['seconds']:.1f} s", flush=True)
         java = spark.sparkContext.getConf().get("spark.driver.extraJavaOptions", "")
-        doc["spark"] = {"version": spark.version, "master": spark.sparkContext.master}
-        doc["spark"]["input_partitions"] = read_lines(spark, str(raw)).rdd.getNumPartitions()
-        doc["spark"]["jit_java_option"] = JIT_JAVA_OPTION if JIT_JAVA_OPTION in java else None
+        doc["spark"] = {"version": spark.version, "master": spark.sparkContext.master,
+                        "input_partitions": read_lines(spark, raw).rdd.getNumPartitions(),
+                        "jit_java_option": JIT_JAVA_OPTION if JIT_JAVA_OPTION in java else None}  # fmt: skip
     finally:
         spark.stop()
     lines = manifest["total"]["lines"]
@@ -112,17 +110,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     summary: Dict[str, Any] = {"required_ratio": REQUIRED_RATIO}
     for name in PATHS:  # medians per path; a fact recorded, never asserted
         seconds, cpu = ([r[k] for r in doc["runs"] if r["path"] == name] for k in ("seconds", "cpu_seconds"))
-        summary[name] = {"seconds": seconds, "median_s": statistics.median(seconds), "cpu_seconds": cpu}
-        summary[name]["median_cpu_s"] = statistics.median(cpu)
-        summary[name]["events_per_s"] = lines / summary[name]["median_s"]
+        median = statistics.median(seconds)
+        summary[name] = {"seconds": seconds, "median_s": median, "cpu_seconds": cpu,
+                         "median_cpu_s": statistics.median(cpu), "events_per_s": lines / median}  # fmt: skip
     python, native = summary["python"], summary["native"]
     summary["ratio_python_over_native"] = python["median_s"] / native["median_s"]
     summary["cpu_ratio_python_over_native"] = python["median_cpu_s"] / native["median_cpu_s"]
     summary["python_over_faster"] = python["median_s"] / min(python["median_s"], native["median_s"])
     summary["python_within_required_ratio"] = summary["python_over_faster"] <= REQUIRED_RATIO
     doc["summary"] = summary
-    c.save(doc, args)
-    return 0
+    return c.save(doc, args)
 
 
 if __name__ == "__main__":

@@ -65,8 +65,7 @@ def select(rows: List[Dict[str, Any]], defaults: Dict[str, Any]) -> Dict[str, An
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = c.parser(__doc__)
     p.add_argument("--cache", type=Path, default=c.ROOT / "data" / "cache", help="recbole wheel folder")
-    args = p.parse_args(argv)
-    doc = c.begin("quality", args)
+    args, doc = c.begin("quality", p, argv)
     with zipfile.ZipFile(fetch_wheel(args.cache)) as archive:  # in file order: u.data's
         ratings = read_ratings(archive.read(INTER_PATH).decode("utf-8"))
     user_ids, user = np.unique([int(r.user_id) for r in ratings], return_inverse=True)
@@ -94,9 +93,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             sweeps[algorithm].append(row)
             print(f"sweep {algorithm} {row['params']}: NDCG@10 {row['valid']['ndcg']:.4f}", flush=True)
         sweeps[algorithm].sort(key=lambda row: (-row["valid"]["ndcg"], row["fit_seconds"]))
-    before = {k: getattr(TrainParams(), k) for k in TUNED}
-    bpr = {k: getattr(TrainParams(algorithm="bpr"), k) for k in ("factors", "iterations", "regularization")}
-    bpr["learning_rate"] = TrainParams(algorithm="bpr").learning_rate
+    before, bpr = {k: getattr(TrainParams(), k) for k in TUNED}, describe(TrainParams(algorithm="bpr"))
     chosen = select(sweeps["als"], before)
     finals = [("als", chosen["params"], "implicit ALS, tuned")]
     if before != chosen["params"]:
@@ -119,8 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     doc.update(sweeps=sweeps, selection={**chosen["rule"], "chosen_params": chosen["params"]}, grids=grids)
     doc.update(defaults_at_run_time=before, previous_als_defaults=PREVIOUS_ALS_DEFAULTS)
     doc["defaults_match_choice"] = before == chosen["params"]
-    c.save(doc, args)
-    return 0
+    return c.save(doc, args)
 
 
 if __name__ == "__main__":

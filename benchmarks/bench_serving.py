@@ -20,8 +20,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+import psutil
+
 from benchmarks import common as c
-from benchmarks import procmon
 
 sys.path.insert(0, str(c.ROOT / "localstack"))  # the local stack's own code: local_aws
 from local_aws import dynamodb_server
@@ -74,14 +75,9 @@ def capacity_plan(units_per_list: float, users: int = TARGET_USERS, rates: Seque
     while not nights or nights[-1]["units_per_s"] < quota:
         nights.append({"night": len(nights) + 1, "units_per_s": rate, "seconds": units / rate})
         rate = min(2 * rate, quota)
-    plan = {
-        "users": users,
-        "units_per_list": units_per_list,
-        "write_units": units,
-        "on_demand_nights": nights,
-    }
     at_rate = [{"units_per_s": r, "seconds": units / r} for r in rates]
-    return {**plan, "requests": math.ceil(users / BATCH_SIZE), "at_rate": at_rate}
+    return {"users": users, "units_per_list": units_per_list, "write_units": units, "at_rate": at_rate,
+            "requests": math.ceil(users / BATCH_SIZE), "on_demand_nights": nights}  # fmt: skip
 
 
 def synthetic_lists(users: int, seed: int, items: int = ITEMS, catalogue: int = CATALOGUE) -> List[UserList]:
@@ -110,19 +106,19 @@ def local_dynamodb(work: Path) -> Iterator[Dict[str, Any]]:
     for attempt in range(3):  # another process may take the port between probe and bind
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))  # an ephemeral port: never the shared stack's
-            env = {"LOCAL_DYNAMODB_PORT": str(sock.getsockname()[1]), "LOCAL_AWS_STATE_DIR": str(state)}
-        settings = load_settings(env)
+            settings = load_settings({"LOCAL_DYNAMODB_PORT": str(sock.getsockname()[1]),
+                                      "LOCAL_AWS_STATE_DIR": str(state)})  # fmt: skip
         server, started = dynamodb_server.service(settings), time.perf_counter()
         try:
             server.start()
         except StartError:
-            if attempt == 2:
-                raise
-            continue
+            if attempt < 2:
+                continue
+            raise
         try:
-            endpoint = {"url": settings.dynamodb_url, "pid": server.pid(), "resources": load_resources()}
             table = get_json(f"{settings.dynamodb_url}/_local_dynamodb/health")["tables"][0]
-            yield {**endpoint, "table": table, "started_in_s": time.perf_counter() - started}
+            yield {"url": settings.dynamodb_url, "pid": server.pid(), "resources": load_resources(),
+                   "table": table, "started_in_s": time.perf_counter() - started}  # fmt: skip
         finally:
             server.stop()
         shutil.rmtree(state, ignore_errors=True)
@@ -133,10 +129,9 @@ def client(endpoint: Dict[str, Any], **config: Any) -> Any:
     import boto3
     from botocore.config import Config
 
-    keys = {k: endpoint["resources"][k] for k in ("region", "aws_access_key_id", "aws_secret_access_key")}
-    keys["region_name"] = keys.pop("region")
-    keys.update(endpoint_url=endpoint["url"], config=Config(**config) if config else None)
-    return boto3.client("dynamodb", **keys)
+    keys = {k: endpoint["resources"][k] for k in ("aws_access_key_id", "aws_secret_access_key")}
+    return boto3.client("dynamodb", region_name=endpoint["resources"]["region"], endpoint_url=endpoint["url"],
+                        config=Config(**config) if config else None, **keys)  # fmt: skip
 
 
 def load_once(endpoint: Dict[str, Any], lists: Sequence[UserList], threads: int, expires: int) -> Dict:
@@ -152,9 +147,9 @@ def load_once(endpoint: Dict[str, Any], lists: Sequence[UserList], threads: int,
     run["client_cpu_ms_per_1000_lists"] = 1e6 * run["client_cpu_s"] / n.lists
     run["server_cpu_ms_per_1000_lists"] = 1e6 * run["server_cpu_s"] / n.lists
     run["cores_used"] = (run["client_cpu_s"] + run["server_cpu_s"]) / run["seconds"]
-    rss = procmon.parse_statm_rss_bytes(Path(f"/proc/{endpoint['pid']}/statm").read_text())
+    run["server_rss_mib_after"] = psutil.Process(endpoint["pid"]).memory_info().rss / c.MIB
     print(f"  {threads} thread(s): {run['seconds']:.1f} s, {run['lists_per_s']:,.0f} lists/s", flush=True)
-    return {**run, "server_rss_mib_after": rss / procmon.MIB, "load_after": c.load_avg()}
+    return {**run, "load_after": c.load_avg()}
 
 
 def time_lookups(recommender: Recommender, reader: Any, plan: Plan, warmup: Plan) -> Dict[str, Any]:
@@ -190,22 +185,20 @@ def time_lookups(recommender: Recommender, reader: Any, plan: Plan, warmup: Plan
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = c.parser(__doc__)
+    p = c.parser(__doc__, "serving")
     p.add_argument("--users", type=int, default=None, help="users loaded (100,000; quick 5,000)")
     p.add_argument("--lookups", type=int, default=None, help="lookups per pointer setting (10,000; 2,000)")
-    p.add_argument("--work", type=Path, default=c.WORK / "serving", help="the endpoints' temporary files")
-    args = p.parse_args(argv)
+    args, doc = c.begin("serving", p, argv)
     users = args.users or (5_000 if args.quick else 100_000)
     count = args.lookups or (2_000 if args.quick else 10_000)  # 10,000 x 2 take ~2 min: too long for quick
-    doc = c.begin("serving", args)
     no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1"]))
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = no_proxy
     lists, expires = synthetic_lists(users, args.seed), int(time.time()) + 14 * 86_400
     encoded = [encode_list(user_key(VERSION, entry.user_id), entry.ranked, expires) for entry in lists]
     sizes, units = [item_size(item) for item in encoded], Counter(write_units(item) for item in encoded)
-    doc["data"] = {"users": users, "items_per_list": ITEMS, "catalogue": CATALOGUE, "bytes_min": min(sizes)}
-    doc["data"].update(bytes_mean=sum(sizes) / len(sizes), bytes_max=max(sizes))
-    doc["data"]["write_units"] = {str(k): v for k, v in sorted(units.items())}
+    doc["data"] = {"users": users, "items_per_list": ITEMS, "catalogue": CATALOGUE, "bytes_min": min(sizes),
+                   "bytes_mean": sum(sizes) / len(sizes), "bytes_max": max(sizes),
+                   "write_units": {str(k): v for k, v in sorted(units.items())}}  # fmt: skip
     doc["loads"] = []
     for threads in THREADS:
         with local_dynamodb(args.work) as endpoint:
@@ -224,14 +217,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 reader = client(endpoint)
                 recommender = Recommender(endpoint["table"], client=reader, **ttl)
                 rows.append(time_lookups(recommender, reader, plan, warmup))
-            doc["lookups"] = {"marker": {"lists": marker.lists, "popularity_items": marker.popularity_items}}
-            doc["lookups"].update(unknown_share=UNKNOWN_SHARE, warmup=WARMUP, rows=rows)
-    doc["endpoint"] = {"server": "python -m local_dynamodb.server (moto's DynamoDB), loopback, own state"}
-    doc["endpoint"].update(table=endpoint["table"], version=VERSION)
+            doc["lookups"] = {"marker": {"lists": marker.lists, "popularity_items": marker.popularity_items},
+                              "unknown_share": UNKNOWN_SHARE, "warmup": WARMUP, "rows": rows}  # fmt: skip
+    doc["endpoint"] = {"server": "python -m local_dynamodb.server (moto's DynamoDB), loopback, own state",
+                       "table": endpoint["table"], "version": VERSION}  # fmt: skip
     last = doc["loads"][-1]["counts"]
     doc["capacity"] = capacity_plan(last["write_units"] / last["lists"])
-    c.save(doc, args)
-    return 0
+    return c.save(doc, args)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def fit_and_score(engine: str, folder: Path, train: csr_matrix, test: csr_matrix
         command += ["--users", str(train.shape[0]), "--items", str(train.shape[1])]
     print(f"train bench: {folder.name} {engine} ...", flush=True)
     command += ["--engine", engine, "--out", str(out), *hyper_args(iterations)]
-    record = {**c.process_record(c.monitored(command, folder / f"fit-{engine}.log")), "engine": engine}
+    record = {**c.monitored(command, folder / f"fit-{engine}.log").record(), "engine": engine}
     fit = json.loads((out / "fit.json").read_text())["fit_seconds"]
     factors = np.load(out / "user_factors.npy"), np.load(out / "item_factors.npy")
     record.update(iterations=iterations, fit_seconds=fit, fit_seconds_per_iteration=fit / iterations)
@@ -104,29 +104,21 @@ def train_cf_job(folder: Path, bare: Dict[str, Any], startup: float) -> Dict[str
         ("shutdown", result.seconds - served),
     ]
     shutil.rmtree(out, ignore_errors=True)
-    record = {**c.process_record(result), "fit_seconds": fits["fit"], "recommend_seconds": fits["recommend"]}
+    record = {**result.record(), "fit_seconds": fits["fit"], "recommend_seconds": fits["recommend"]}
     record.update(phases_seconds=phases, overhead_ratio_vs_bare_fit=result.seconds / bare["fit_seconds"])
     return {**record, "overhead_ratio_vs_bare_process": result.seconds / bare["wall_seconds"]}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = c.parser(__doc__)
-    p.add_argument("--work", type=Path, default=c.WORK / "train", help="matrices, factors and logs")
-    p.add_argument(
-        "--spark-iterations",
-        type=int,
-        default=None,
-        help="Spark ALS iterations on the largest "
-        "matrix (default 15, as implicit; fewer only to fit the time budget, said on the page)",
-    )
+    p = c.parser(__doc__, "train")
+    p.add_argument("--spark-iterations", type=int, default=None, help="Spark ALS iterations on the largest "
+                   "matrix (default 15; fewer only to fit the time budget, said on the page)")  # fmt: skip
     p.add_argument("--eval-users", type=int, default=None, help="test users sampled for metrics")
-    args = p.parse_args(argv)
+    args, doc = c.begin("train", p, argv)
     specs = [replace(spec, seed=args.seed) for spec in (QUICK if args.quick else FULL)]
-    doc = c.begin("train", args)
     doc.update(k=K, train_ratio=TRAIN_RATIO, empty_job=c.empty_job(args.work / "empty_job.log"), matrices=[])
     for index, spec in enumerate(specs):
-        folder = c.mkdir(args.work / spec.name)
-        matrix = synthetic_matrix(spec)
+        folder, matrix = c.mkdir(args.work / spec.name), synthetic_matrix(spec)
         train, test = split_matrix(matrix, TRAIN_RATIO, args.seed)
         save_npz(folder / "train.npz", train)
         write_features(train, folder / "features")
@@ -141,8 +133,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if index == 0:
             m["train_cf_job"] = train_cf_job(folder, m["implicit"], doc["empty_job"]["session_ready_seconds"])
         doc["matrices"].append(m)
-    c.save(doc, args)
-    return 0
+    return c.save(doc, args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Synthetic matrices, the recommenders-team split and ranking metrics for the train and quality benchmarks.
 
-Scoring goes through the pipeline's ``score_block`` and metrics through ``spark_jobs.common.ranking``
+Lists come from the pipeline's ``rank_in_memory`` and metrics from ``spark_jobs.common.ranking``
 (docs/contracts.md), so the benchmarks and the nightly job cannot disagree on what "precision@10" means.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 
 from spark_jobs.common.ranking import mean_metrics, user_metrics
-from spark_jobs.common.recommend import score_block
+from spark_jobs.common.recommend import rank_in_memory
 from tools.datagen.clickstream import build_world
 
 
@@ -71,16 +71,9 @@ def synthetic_matrix(spec: MatrixSpec, chunk: int = 2_000_000) -> csr_matrix:
 def split_matrix(matrix: csr_matrix, train_ratio: float, seed: int) -> Tuple[csr_matrix, csr_matrix]:
     """``(train, test)``: each user's entries split with :func:`stratified_split_mask`."""
     coo = matrix.tocoo()
-    train = stratified_split_mask(coo.row, train_ratio, seed)
-
-    def part(m: np.ndarray) -> csr_matrix:
-        return coo_matrix((coo.data[m], (coo.row[m], coo.col[m])), matrix.shape).tocsr()
-
-    return part(train), part(~train)
-
-
-def row_items(matrix: csr_matrix, row: int) -> np.ndarray:
-    return matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]].astype(np.int64)
+    mask = stratified_split_mask(coo.row, train_ratio, seed)
+    train, test = (coo_matrix((coo.data[m], (coo.row[m], coo.col[m])), matrix.shape) for m in (mask, ~mask))
+    return train.tocsr(), test.tocsr()
 
 
 def users_with_items(matrix: csr_matrix) -> np.ndarray:
@@ -88,14 +81,13 @@ def users_with_items(matrix: csr_matrix) -> np.ndarray:
 
 
 def top_k_lists(user_f: np.ndarray, item_f: np.ndarray, seen: csr_matrix, users: Sequence[int], k: int):
-    """Top-``k`` items per user (-1 padded), ``seen`` items excluded, NaN item rows never chosen."""
+    """(users, k) int32 top-``k`` item indices (-1 padded), ``seen`` items excluded, NaN item rows never
+    chosen: the pipeline's ``rank_in_memory``."""
     users = np.asarray(users, dtype=np.int64)
-    out = np.full((len(users), k), -1, dtype=np.int32)
-    for start in range(0, len(users), 512):
-        block = users[start : start + 512]
-        exclude = [row_items(seen, int(u)) for u in block]
-        out[start : start + len(block)] = score_block(user_f[block], item_f, exclude, k)[0]
-    return out
+    ranked = rank_in_memory(np.asarray(user_f, np.float32)[users], item_f, seen[users], k)
+    lists = np.full((len(users), k), -1, dtype=np.int32)
+    lists[ranked["user_idx"].to_numpy(), ranked["rank"].to_numpy() - 1] = ranked["item_idx"].to_numpy()
+    return lists
 
 
 def popularity_factors(train: csr_matrix) -> Tuple[np.ndarray, np.ndarray]:
@@ -120,7 +112,7 @@ def evaluate(user_f: np.ndarray, item_f: np.ndarray, train: csr_matrix, test: cs
     users = users[np.diff(test.indptr)[users] > 0]
     items = np.array(item_f, dtype=np.float32, copy=True)
     items[np.diff(train.tocsc().indptr) == 0] = np.nan  # never recommended
-    lists = top_k_lists(np.asarray(user_f, dtype=np.float32), items, train, users, k)
-    result = metrics_at_k(lists, [row_items(test, int(u)) for u in users], k)
+    lists = top_k_lists(user_f, items, train, users, k)
+    result = metrics_at_k(lists, [test.indices[test.indptr[u] : test.indptr[u + 1]] for u in users], k)
     coverage = len(np.unique(lists[lists >= 0])) / items.shape[0]
     return {**result, "users": float(len(users)), "coverage": coverage}

@@ -10,6 +10,7 @@ benchmarks/README.md.
 from __future__ import annotations
 
 import sys
+from functools import reduce
 from typing import Dict, List, Sequence, Tuple
 
 from pyspark.sql import Column, DataFrame
@@ -52,10 +53,7 @@ def _first(text: Column) -> Column:
 
 def _any(test, chars: Sequence[str]) -> Column:
     """``test(c1) | test(c2) | ...`` (byte comparisons: no character count of the line first)."""
-    out = F.lit(False)
-    for char in chars:
-        out = out | test(char)
-    return out
+    return reduce(Column.__or__, map(test, chars))
 
 
 def _is_blank(text: Column) -> Column:
@@ -168,8 +166,8 @@ def validate_lines_native(lines: DataFrame) -> DataFrame:
     ts_is_int = F.coalesce(is_int["ts"], F.lit(False))
     lines = lines.select(
         *kept, "_malformed", *FIELDS,
-        *[is_string[n].alias(f"_str_{n}") for n in ("event_id", "event_type", "session_id")],
-        *[(is_string[n] | is_int[n]).alias(f"_str_int_{n}") for n in ("user_id", "item_id", "ts")],
+        *[is_string[n].alias(f"_ok_{n}") for n in ("event_id", "event_type", "session_id")],  # type ok
+        *[(is_string[n] | is_int[n]).alias(f"_ok_{n}") for n in ("user_id", "item_id", "ts")],
         F.coalesce(_first(token["value"]).isin(*"-0123456789"), F.lit(False)).alias("_num_value"),
         F.when(ts_is_int, field["ts"].cast("long")).alias("_ts_ms"),
         F.when(~ts_is_int & is_string["ts"], _strip(field["ts"])).alias("_ts_iso"),
@@ -181,7 +179,7 @@ def validate_lines_native(lines: DataFrame) -> DataFrame:
     # 1e400 reaches us as the text "Infinity" in quotes (Jackson re-serialises the double it parsed).
     number = F.when(F.col("_num_value"), F.regexp_replace(field["value"], '"', "").cast("double"))
     ts_us = _timestamp_us(F.col("_ts_ms"), [F.col(f"_iso_{k}") for k in range(1, 9)])
-    types = [c for c in lines.columns if c.startswith("_str_")]
+    types = [c for c in lines.columns if c.startswith("_ok_")]
     lines = lines.select(
         *kept, "_malformed", *FIELDS, *types, "_num_value", ts_us.alias("_ts_us"), number.alias("_number")
     )
@@ -193,12 +191,8 @@ def validate_lines_native(lines: DataFrame) -> DataFrame:
         (~F.col("_short"), E.LINE_TOO_LONG, F.concat(F.octet_length("_value"), F.lit(" bytes"))),
         (F.col("_malformed"), E.MALFORMED_JSON, F.lit("not one JSON object, or nested too deep")),
         *[(field[n].isNull() | _is_blank(field[n]), E.MISSING_FIELD, F.lit(n)) for n in E.REQUIRED_FIELDS],
-        (~F.col("_str_event_id"), E.INVALID_TYPE, F.lit("event_id")),
-        (~F.col("_str_int_user_id"), E.INVALID_TYPE, F.lit("user_id")),
-        (~F.col("_str_int_item_id"), E.INVALID_TYPE, F.lit("item_id")),
-        (~F.col("_str_event_type"), E.INVALID_TYPE, F.lit("event_type")),
-        (~F.col("_str_int_ts"), E.INVALID_TYPE, F.lit("ts")),
-        (has_session & ~F.col("_str_session_id"), E.INVALID_TYPE, F.lit("session_id")),
+        *[(~F.col(f"_ok_{n}"), E.INVALID_TYPE, F.lit(n)) for n in FIELDS[:5]],
+        (has_session & ~F.col("_ok_session_id"), E.INVALID_TYPE, F.lit("session_id")),
         (has_value & ~F.col("_num_value"), E.INVALID_TYPE, F.lit("value")),
         (~event_type.isin(*E.EVENT_TYPES), E.UNKNOWN_EVENT_TYPE, F.substring(event_type, 1, 100)),
         ((event_type == "rating") & ~has_value, E.MISSING_FIELD, F.lit("value")),
@@ -214,13 +208,10 @@ def validate_lines_native(lines: DataFrame) -> DataFrame:
     lines = lines.select("_value", "_utf8", *FIELDS, "_ts_us", "_number", verdict.alias("_verdict"))
     lines = lines.select("*", F.col("_verdict.r").alias("reason"), F.col("_verdict.d").alias("detail"))
     accepted, utf8, data = F.col("reason").isNull(), F.col("_utf8"), F.col("_value").cast("binary")
+    kept = {n: field[n] for n in FIELDS[:4]}  # accepted lines only
+    kept.update(event_ts_us=ts_us, session_id=field["session_id"], value=number.cast("string"))
     return lines.select(
         F.when(utf8, F.col("_value")).otherwise(F.decode(data, "UTF-8")).alias("raw"),
-        F.when(~utf8, F.base64(data)).alias("raw_base64"),
-        "reason",
-        "detail",
-        *[F.when(accepted, field[n]).alias(n) for n in ("event_id", "user_id", "item_id", "event_type")],
-        F.when(accepted, ts_us).alias("event_ts_us"),
-        F.when(accepted, field["session_id"]).alias("session_id"),
-        F.when(accepted, number.cast("string")).alias("value"),
-    )
+        F.when(~utf8, F.base64(data)).alias("raw_base64"), "reason", "detail",
+        *[F.when(accepted, column).alias(name) for name, column in kept.items()],
+    )  # fmt: skip

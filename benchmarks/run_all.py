@@ -88,7 +88,7 @@ def render(quick: bool, total_seconds: Optional[float]) -> Path:
     if job:
         title = f"train_cf job on {count(docs['train']['matrices'][0]['nnz'])} nnz: where the wall time goes"
         plots.breakdown(job["phases_seconds"], title, out / "bench_train_cf_overhead.png")
-    run = docs.get("overheads", {}).get("make_run")
+    run = docs.get("overheads", {}).get("make_run") or docs.get("chain", {}).get("make_run")
     if run:
         title = "make run: where the wall time goes" + ("" if run["kind"] == "e2e" else " (four-job chain)")
         plots.breakdown(run["split"], title, out / "bench_make_run.png")

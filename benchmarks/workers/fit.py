@@ -1,5 +1,6 @@
 """One fit in its own process, through the pipeline's engine code; writes ``user_factors.npy``,
-``item_factors.npy`` (float32; Spark's missing rows NaN) and ``fit.json`` (the engine's fit seconds).
+``item_factors.npy`` (float32, (users|items, factors); Spark's missing rows NaN) and ``fit.json`` (the
+engine's fit seconds).
 
     python -m benchmarks.workers.fit --engine implicit --matrix train.npz --out DIR [--factors 64 ...]
     spark-submit benchmarks/workers/fit.py --engine spark-als --features DIR --users N --items M --out DIR
@@ -36,8 +37,7 @@ def fit_bare(matrix: Any, params: TrainParams) -> Tuple[np.ndarray, np.ndarray, 
 def describe(params: TrainParams) -> Dict[str, Any]:
     """The hyperparameters that matter for ``params.algorithm``."""
     last = "alpha" if params.algorithm == "als" else "learning_rate"
-    keys = ["factors", "iterations", "regularization", last]
-    return {key: getattr(params, key) for key in keys}
+    return {key: getattr(params, key) for key in ("factors", "iterations", "regularization", last)}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -52,25 +52,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for name, default in hp.items():
         p.add_argument(f"--{name}", type=type(default), default=default)
     args = p.parse_args(argv)
-    hp = {k: getattr(args, k) for k in hp}
-    params = TrainParams(engine=args.engine, **hp)
+    params = TrainParams(engine=args.engine, **{k: getattr(args, k) for k in hp})
     if args.engine == "implicit":
         from scipy.sparse import load_npz
 
         users, items, seconds = fit_bare(load_npz(args.matrix).tocsr(), params)
     else:
+        from spark_jobs.common.recommend import item_matrix  # pandas: not in the bare implicit process
         from spark_jobs.common.session import build_spark
 
         spark = build_spark("bench_fit_spark_als")
         train = spark.read.parquet(os.path.join(args.features, "train")).cache()
         train.count()
         model = fit_spark_als(spark, train, args.users, args.items, params)  # factors materialised inside
-        users, items = (np.full((n, args.factors), np.nan, np.float32) for n in (args.users, args.items))
-        factors = ((users, model.user_factors, "user_idx"), (items, model.item_factors, "item_idx"))
-        for out, rows, index in factors:
-            pdf = rows.toPandas()
-            out[pdf[index].to_numpy()] = np.stack(pdf["factors"].to_numpy()).astype(np.float32)
-        seconds = model.fit_seconds
+        users = item_matrix(model.user_factors.withColumnRenamed("user_idx", "item_idx"), args.users)
+        items, seconds = item_matrix(model.item_factors, args.items), model.fit_seconds
         spark.stop()
     args.out.mkdir(parents=True, exist_ok=True)
     np.save(args.out / "user_factors.npy", users)

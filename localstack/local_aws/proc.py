@@ -2,7 +2,7 @@
 later by that PID, measure its process tree, and stop its process group (SIGTERM, then SIGKILL).
 
 The one supervisor of the local stack (local_aws, local_emr), ``make airflow`` (tools/local/airflow_stack.py)
-and the benchmarks' memory sampler (benchmarks/procmon.py). Code outside localstack/ imports it as
+and the benchmarks' memory sampler (benchmarks/common.py). Code outside localstack/ imports it as
 ``local_aws.proc`` with localstack/ on sys.path, as the tests and benchmarks/bench_serving.py reach
 local_aws. Process facts come from psutil, not from parsing /proc.
 

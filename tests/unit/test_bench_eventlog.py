@@ -1,4 +1,4 @@
-"""benchmarks.eventlog: a job's wall split from Spark's event log."""
+"""benchmarks.bench_chain: a job's wall split from Spark's event log."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks.eventlog import breakdown, read_event_log
+from benchmarks.bench_chain import breakdown, read_event_log
 
 pytestmark = pytest.mark.unit
 

@@ -1,5 +1,5 @@
-"""Pure helpers of the benchmark scripts: GC-log reading, sizes, make-run splitting (tools.run_chain's and
-tools.local_run's summaries), metric aggregation and the tuning selection rule."""
+"""Pure helpers of the benchmark scripts: GC-log reading, sizes, make-run splitting (the chain's timings and
+tools.local.run's summary), metric aggregation and the tuning selection rule."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import argparse
 import numpy as np
 import pytest
 
-from benchmarks.bench_overheads import job_times, local_run_timings, split_e2e_run, split_make_run
+from benchmarks.bench_chain import split_make_run
+from benchmarks.bench_overheads import local_run_timings, split_e2e_run
 from benchmarks.bench_parse_logs import heap_summary, sizes_arg
 from benchmarks.bench_quality import select
 from benchmarks.ml import metrics_at_k, popularity_factors, top_k_lists
@@ -38,28 +39,6 @@ def test_sizes():
     assert sizes_arg("5000000, 1000000,10000000") == [1_000_000, 5_000_000, 10_000_000]
     with pytest.raises(argparse.ArgumentTypeError):
         sizes_arg("0,5")
-
-
-RUN_CHAIN_OUTPUT = """\
-== wall time per job (seconds, including Spark start-up) ==
-  parse_logs                      21.5
-  build_features                  30.0
-  train_cf[implicit]              25.0
-  evaluate[implicit]              23.5
-  total                          100.0
-
-== data ==
-""".splitlines()
-
-
-def test_job_times_reads_run_chains_table():
-    assert job_times(RUN_CHAIN_OUTPUT) == {
-        "parse_logs": 21.5,
-        "build_features": 30.0,
-        "train_cf[implicit]": 25.0,
-        "evaluate[implicit]": 23.5,
-    }
-    assert job_times(["no table here"]) == {}
 
 
 def test_split_make_run_accounts_for_the_whole_wall():

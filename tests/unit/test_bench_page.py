@@ -125,3 +125,22 @@ def test_the_page_from_one_benchmark_notes_the_others_and_fills_its_section(tmp_
     assert "| 1 | 20.0 s | 50.0 s | 2.50x | 1.50 → 2.25 |" in page
     row = "| parse_logs | 12.0 s | 4.0 s | 5.0 s (2, 8 tasks) | 2.5 s | 0.500 s | "
     assert row + "save at parse_logs.py:20 x1 4.0 s; count at parse_logs.py:9 x1 1.0 s |" in page
+
+
+def test_without_an_end_to_end_run_make_run_is_the_chain_s_last_round(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    results.mkdir()
+    split = [["set-up (make prerequisites, code bundle)", 0.5], ["Airflow (none in the chain)", 0],
+             ["Spark fixed cost (empty spark-submit: start, first action, stop; x jobs)", 20.0],
+             ["Spark work (job walls minus the fixed cost)", 30.0], ["other", 0.5]]  # fmt: skip
+    run = {"kind": "chain", "wall_s": 51.0, "make_setup_s": 0.04, "jobs_s": {"parse_logs": 12.0}}
+    run.update(split=split, load_before=[1.0, 1, 1], load_after=[2.0, 1, 1])
+    (results / "chain.json").write_text(json.dumps({**CHAIN, "make_run": run}))
+    monkeypatch.setattr(run_all, "results_dir", lambda quick: results)
+    monkeypatch.setattr(run_all, "WORK", tmp_path)
+    page = run_all.render(True, None).read_text()
+    assert "#### The four-job chain (what `make run` was before the end-to-end issue)" in page
+    assert "| Spark work (job walls minus the fixed cost) | 30.0 s | 59% |" in page
+    assert "| parse_logs | 12.0 s |" in page
+    assert page.count("issue; make run-chain) | 51.0 s: set-up 0.500 s, Airflow 0 s, Spark fixed cost") == 2
+    assert (tmp_path / "quick" / "bench_make_run.png").exists()

@@ -1,4 +1,5 @@
-"""benchmarks.procmon: the process-tree memory sum on exact rows, and on real process trees."""
+"""benchmarks.common's process monitoring: the process-tree memory sum on exact rows, and on real process
+trees (psutil through local_aws.proc)."""
 
 from __future__ import annotations
 
@@ -9,45 +10,22 @@ import sys
 
 import pytest
 
-from benchmarks.procmon import (
-    ProcRow,
-    descendants,
-    parse_statm_rss_bytes,
-    run_monitored,
-    sample_tree_rss,
-    snapshot_parents,
-    tree_memory,
-)
+from benchmarks.common import monitored, sample_tree_rss, tree_memory
 
 pytestmark = pytest.mark.unit
 
 MIB = 1024 * 1024
 
 
-def test_statm_second_field_is_resident_pages():
-    assert parse_statm_rss_bytes("1709000 250000 3000 1 0 900000 0", page_bytes=4096) == 250000 * 4096
-
-
-def test_descendants_follow_the_parent_chain_only():
-    parents = {1: 0, 10: 1, 11: 10, 12: 10, 13: 12, 20: 1, 21: 20}
-    assert descendants(parents, 10) == {10, 11, 12, 13}
-    assert descendants(parents, 13) == {13}
-    assert descendants(parents, 99) == {99}  # a root that is gone: just itself
-
-
-def test_snapshot_parents_sees_this_process_and_its_parent():
-    assert snapshot_parents()[os.getpid()] == os.getppid()
-
-
 def test_tree_memory_counts_a_shared_address_space_once():
     java = (250 * MIB, 900 * MIB, 3 * MIB, 1, 0, 800 * MIB, 0)
     rows = {
-        100: ProcRow(1, "bash", (10 * MIB, 500 * MIB, 5, 1, 0, 100, 0)),  # parent not in the tree: counted
-        101: ProcRow(100, "java", java),
+        100: (1, "bash", (10 * MIB, 500 * MIB, 5, 1, 0, 100, 0)),  # parent not in the tree: counted
+        101: (100, "java", java),
         # posix_spawn child of the JVM before exec: same address space, same figures -> skipped
-        102: ProcRow(101, "Thread-4", java),
-        103: ProcRow(101, "python", (30 * MIB, 60 * MIB, 2, 1, 0, 40, 0)),
-        104: ProcRow(103, "python", (12 * MIB, 61 * MIB, 2, 1, 0, 40, 0)),
+        102: (101, "Thread-4", java),
+        103: (101, "python", (30 * MIB, 60 * MIB, 2, 1, 0, 40, 0)),
+        104: (103, "python", (12 * MIB, 61 * MIB, 2, 1, 0, 40, 0)),
     }
     total, by_name = tree_memory(rows)
     assert total == (10 + 250 + 30 + 12) * MIB
@@ -72,13 +50,14 @@ def test_sample_tree_rss_sums_a_real_tree():
     assert sample_tree_rss(parent.pid) == (0, {"processes": 0})  # reaped: nothing left to sample
 
 
-def test_run_monitored_stamps_output_and_samples_memory(tmp_path):
+def test_monitored_stamps_output_samples_memory_and_raises_on_failure(tmp_path):
     code = (
         "import sys, time; print('one'); sys.stdout.flush(); time.sleep(0.3); print('two', file=sys.stderr)"
     )
-    result = run_monitored([sys.executable, "-c", code], log_path=tmp_path / "log.txt", interval_s=0.05)
-    assert result.returncode == 0
+    result = monitored([sys.executable, "-c", code], tmp_path / "log.txt", interval_s=0.05)
     assert [line for _, line in result.lines] == ["one", "two"]
     assert result.first_line_at("two") >= result.first_line_at("one")
-    assert result.samples >= 2 and result.peak_rss_bytes > 0
+    assert len(result.rss_trace) >= 2 and result.peak_rss_bytes > 0
     assert (tmp_path / "log.txt").read_text() == "one\ntwo\n"
+    with pytest.raises(RuntimeError, match="exit 3"):
+        monitored([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "fails.txt")
