@@ -153,7 +153,10 @@ def test_implicit_als_learns_the_groups(spark):
     assert all(r["item_idx"] // 6 == r["user_idx"] // 20 for r in recs)  # both unseen in-group items
 
 
-def test_run_writes_both_fits_and_the_served_lists(spark, features, tmp_path):
+@pytest.mark.parametrize("ranked_on", ["driver", "spark"])
+def test_run_writes_both_fits_and_the_served_lists(spark, features, tmp_path, monkeypatch, ranked_on):
+    if ranked_on == "spark":  # the path a large catalogue takes: the same outputs
+        monkeypatch.setattr(train_cf, "DRIVER_RANK_MAX_CELLS", 0)
     out = tmp_path / "model"
     params = TrainParams(factors=4, iterations=5, num_threads=1)
     summary = train_cf.run(spark, str(features), str(out), params, k=3, serve_k=2)
