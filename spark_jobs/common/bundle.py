@@ -30,10 +30,14 @@ def source_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def _base(root: Optional[PathLike]) -> Path:
+    return Path(root) if root is not None else source_root()
+
+
 def bundle_sources(root: Optional[PathLike] = None) -> List[Path]:
     """Every ``.py`` file of :data:`PACKAGES` under ``root`` (default :func:`source_root`), sorted by
     entry name; raises FileNotFoundError when a package is not there."""
-    base = Path(root) if root is not None else source_root()
+    base = _base(root)
     sources = []
     for package in PACKAGES:
         if not (base / package / "__init__.py").is_file():
@@ -44,13 +48,13 @@ def bundle_sources(root: Optional[PathLike] = None) -> List[Path]:
 
 def bundle_entries(root: Optional[PathLike] = None) -> List[str]:
     """The bundle's entry names (``spark_jobs/common/session.py``, ...), in zip order."""
-    base = Path(root) if root is not None else source_root()
+    base = _base(root)
     return [p.relative_to(base).as_posix() for p in bundle_sources(base)]
 
 
 def bundle_bytes(root: Optional[PathLike] = None) -> bytes:
     """The bundle of the packages under ``root`` (default :func:`source_root`), as zip bytes."""
-    base = Path(root) if root is not None else source_root()
+    base = _base(root)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for source in bundle_sources(base):

@@ -50,6 +50,21 @@ def score_block(
     return top_k_excluding(scores, seen, k)
 
 
+def ranked_rows(user_idx: np.ndarray, top_items: np.ndarray, top_scores: np.ndarray) -> pd.DataFrame:
+    """:func:`score_block`'s ``(b, k)`` arrays for the ``b`` users ``user_idx`` as ``RANKED`` rows, the
+    padding (item -1: the catalogue ran out) left out."""
+    k = top_items.shape[1]
+    frame = pd.DataFrame(
+        {
+            "user_idx": np.repeat(user_idx.astype(np.int32), k),
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(user_idx)),
+            "item_idx": top_items.reshape(-1),
+            "score": top_scores.reshape(-1),
+        }
+    )
+    return frame[frame["item_idx"] >= 0]
+
+
 def rank_in_memory(
     user_factors: np.ndarray, items: np.ndarray, seen: Any, k: int, threads: int = 1, block_size: int = 512
 ) -> pd.DataFrame:
@@ -67,15 +82,7 @@ def rank_in_memory(
         stop = min(start + block_size, n_users)
         seen_lists = [seen.indices[seen.indptr[row] : seen.indptr[row + 1]] for row in range(start, stop)]
         top_items, top_scores = score_block(user_factors[start:stop], items, seen_lists, k)
-        block = pd.DataFrame(
-            {
-                "user_idx": np.repeat(np.arange(start, stop, dtype=np.int32), k),
-                "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), stop - start),
-                "item_idx": top_items.reshape(-1),
-                "score": top_scores.reshape(-1),
-            }
-        )
-        return block[block["item_idx"] >= 0]
+        return ranked_rows(np.arange(start, stop, dtype=np.int32), top_items, top_scores)
 
     starts = range(0, n_users, block_size)
     if threads > 1 and len(starts) > 1:
@@ -117,15 +124,6 @@ def recommend_top_k(
                 factors = np.stack(block["factors"].to_numpy())
                 seen_lists = [np.asarray(s if s is not None else [], dtype=np.int64) for s in block["seen"]]
                 top_items, top_scores = score_block(factors, items, seen_lists, k)
-                n = len(block)
-                frame = pd.DataFrame(
-                    {
-                        "user_idx": np.repeat(block["user_idx"].to_numpy(np.int32), k),
-                        "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n),
-                        "item_idx": top_items.reshape(-1),
-                        "score": top_scores.reshape(-1),
-                    }
-                )
-                yield frame[frame["item_idx"] >= 0]
+                yield ranked_rows(block["user_idx"].to_numpy(np.int32), top_items, top_scores)
 
     return users.mapInPandas(score_partitions, schema=RANKED)
