@@ -175,16 +175,21 @@ def raw_day(tmp_path_factory) -> Path:
     return root
 
 
-def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model(
-    scenario, raw_day, tmp_path, spark_env
-):
+@pytest.fixture(scope="module")
+def promoted_day(deployed_code, migrated_airflow, raw_day):
+    """One nightly run shared by the next two tests: production's configuration is worse (refitted on
+    today's split it loses, so the candidate wins the paired comparison; production's stored 0.5 is
+    another day's number and plays no part). Returns (scenario, the run's process, production's version)."""
+    scenario = new_scenario(deployed_code)
     upload_day(scenario, raw_day)
-    # Production's configuration is worse: refitted on today's split it loses, so the candidate wins
-    # the paired comparison (production's stored 0.5 is another day's number and plays no part).
     old = set_production(scenario, factors=2, iterations=1)
+    return scenario, scenario.run_dag(DS), old
 
-    proc = scenario.run_dag(DS)
 
+def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model(
+    promoted_day, raw_day, tmp_path, spark_env
+):
+    scenario, proc, old = promoted_day
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     states = scenario.task_states(DS)
     assert states["terminate_cluster"] == "success" and states["promote_model"] == "success", states
@@ -249,53 +254,101 @@ def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model
         assert [entry.item_id for entry in answer.items] == list(mine["item_id"])
     assert recommender.recommend("nobody-knows-me", n=10).source == "popularity"
 
-    # A rerun of the date trains again on a new cluster: a new version, compared with the first.
+
+def test_a_killed_airflow_leaves_no_cluster_after_the_idle_timeout_and_a_clean_rerun_can_be_rolled_back(
+    promoted_day,
+):
+    scenario, proc, _ = promoted_day
+    assert proc.returncode == 0  # the day's first version is live
+    first = scenario.read_json(scenario.arts, scenario.key("registry_prefix", "latest.json"))
+    columns = ["user_id", "rank", "item_id", "source"]
+    registry_root = f"s3://{scenario.arts}/"
+    served = read_parquet(scenario, scenario.arts, first["recommendations"][len(registry_root) :])
+    served = served.sort_values(["user_id", "rank"]).reset_index(drop=True)
+    emr = client("emr")
+    ours = lambda: [  # noqa: E731 - this date's active clusters (earlier runs' have ended)
+        c["Id"]
+        for c in emr.list_clusters(ClusterStates=["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"])[
+            "Clusters"
+        ]
+        if c["Name"] == f"recsys-training-{DS}"
+    ]
+    # EMR's smallest IdleTimeout, 60 s, is what ends a cluster nobody terminates.
+    killed = scenario.start_dag(DS, idle_timeout_seconds=60)
+    try:
+        (orphan,) = wait_for("a running step", lambda: [
+            c for c in ours()
+            if any(s["Status"]["State"] == "RUNNING" for s in emr.list_steps(ClusterId=c)["Steps"])
+        ], timeout_s=180, interval_s=2)  # fmt: skip
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)  # Airflow dies mid-step: no teardown, no callback
+        killed.wait()
+
+    # The cluster finishes the steps it was given, then ends on its own once idle for 60 s.
+    ended = wait_for(
+        "the orphaned cluster to end",
+        lambda: emr.describe_cluster(ClusterId=orphan)["Cluster"]["Status"]["State"].startswith("TERMINATED"),
+        timeout_s=600,
+        interval_s=2,
+    )
+    assert ended and ours() == []
+    status = emr.describe_cluster(ClusterId=orphan)["Cluster"]["Status"]
+    assert "auto-termination" in status["StateChangeReason"]["Message"]
+    # Nobody promoted the orphan's model: the registry and the serving pointer are as they were.
+    assert scenario.read_json(scenario.arts, scenario.key("registry_prefix", "latest.json")) == first
+    assert serving_live(scenario) == first["version"]
+
+    # A rerun of the date trains on a new cluster, each step once, and is compared with the first version.
     again = scenario.run_dag(DS)
-    assert again.returncode == 0, again.stdout[-3000:]
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     rerun = scenario.read_json(scenario.arts, scenario.key("registry_prefix", "latest.json"))
-    assert rerun["version"] != latest["version"] and rerun["ds"] == DS
+    assert rerun["version"] != first["version"] and rerun["ds"] == DS
+    assert rerun["version"].split("_", 1)[1] != orphan
     rerun_metrics = scenario.read_json(
         scenario.arts, scenario.key("runs_prefix", f"dt={DS}", "evaluation", "metrics.json")
     )
     assert rerun_metrics["production"]["status"] == "same_config"
-    assert rerun_metrics["production"]["version"] == latest["version"]
+    assert rerun_metrics["production"]["version"] == first["version"]
     versions = scenario.keys(scenario.arts, scenario.key("registry_prefix", "versions"))
     assert {
         key.split("/versions/")[1].split("/")[0] for key in versions if key.endswith("_manifest.json")
-    } == {
-        latest["version"],
-        rerun["version"],
-    }
+    } == {first["version"], rerun["version"]}
     rerun_served = read_parquet(scenario, scenario.arts, rerun["recommendations"][len(registry_root) :])
     pd.testing.assert_frame_equal(  # same data, same seed: the same lists
         rerun_served.sort_values(["user_id", "rank"]).reset_index(drop=True)[columns], served[columns]
     )
-    emr = client("emr")
-    for version in (latest["version"], rerun["version"]):  # one cluster per training, no step twice
+    for version in (first["version"], rerun["version"]):  # one cluster per training, no step twice
         steps = emr.list_steps(ClusterId=version.split("_", 1)[1])["Steps"]
         assert sorted(step["Name"] for step in steps) == sorted(JOBS)
     (rerun_summary,) = alerts_about(f"recsys_training {DS}: promoted version {rerun['version']}")
     assert "(same configuration)" not in rerun_summary and "+0.0000" in rerun_summary
     assert serving_live(scenario) == rerun["version"]
+    # The day's events: the rerun's attempt is the published one, and at most it and the orphan's remain.
+    pointer = scenario.read_json(scenario.lake, scenario.key("parsed_prefix", f"dt={DS}", "_PUBLISHED.json"))
+    attempts = {
+        key.split("/_attempts/")[1].split("/")[0]
+        for key in scenario.keys(scenario.lake, scenario.key("parsed_prefix", f"dt={DS}", "_attempts"))
+    }
+    assert pointer["attempt"] in attempts and len(attempts) <= 2
 
     # make rollback: latest.json and the serving pointer back to the first version; the CLI follows.
     endpoints = {"s3": scenario_endpoint("localstack"), "dynamodb": scenario_endpoint("dynamodb")}
     back = local_cli(
         "tools.ops.registry_cli", "rollback", "--registry", f"s3://{scenario.arts}/{scenario.key('registry_prefix')}",
         "--endpoint-url", endpoints["s3"], "--serving-table", serving_table(scenario),
-        "--dynamodb-endpoint-url", endpoints["dynamodb"], "--version", latest["version"], "--reason", "e2e",
+        "--dynamodb-endpoint-url", endpoints["dynamodb"], "--version", first["version"], "--reason", "e2e",
     )  # fmt: skip
     assert back.returncode == 0, back.stderr
-    moved = f"pointer moved to {latest['version']} (was {rerun['version']})"
+    moved = f"pointer moved to {first['version']} (was {rerun['version']})"
     assert back.stdout.splitlines()[1] == f"serving table {serving_table(scenario)}: {moved}"
-    assert serving_live(scenario) == latest["version"]
-    user = sorted(served["user_id"].unique())[0]
+    assert serving_live(scenario) == first["version"]
+    user = served["user_id"].iloc[0]
     shown = local_cli(
         "serving.cli", "recommend", "--table", serving_table(scenario),
         "--endpoint-url", endpoints["dynamodb"], "--user", user,
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.startswith(f"version {latest['version']}  user {user}  ")
+    assert shown.stdout.startswith(f"version {first['version']}  user {user}  ")
     assert len(shown.stdout.splitlines()) == 2 + 10
 
 
@@ -413,59 +466,6 @@ def test_a_sweep_runs_two_configurations_at_once_and_feeds_the_next_nightly(held
     )
     assert trained["params"]["factors"] == best["values"]["factors"]
     assert trained["params_source"]["configuration"] == best["configuration"]
-
-
-def test_a_killed_airflow_leaves_no_cluster_after_the_idle_timeout_and_a_rerun_starts_clean(
-    scenario, raw_day
-):
-    upload_day(scenario, raw_day)
-    emr = client("emr")
-    ours = lambda: [  # noqa: E731 - this date's active clusters (earlier tests' have ended)
-        c["Id"]
-        for c in emr.list_clusters(ClusterStates=["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"])[
-            "Clusters"
-        ]
-        if c["Name"] == f"recsys-training-{DS}"
-    ]
-    # EMR's smallest IdleTimeout, 60 s, is what ends a cluster nobody terminates.
-    proc = scenario.start_dag(DS, idle_timeout_seconds=60)
-    try:
-        (orphan,) = wait_for("a running step", lambda: [
-            c for c in ours()
-            if any(s["Status"]["State"] == "RUNNING" for s in emr.list_steps(ClusterId=c)["Steps"])
-        ], timeout_s=180, interval_s=2)  # fmt: skip
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # Airflow dies mid-step: no teardown, no callback
-        proc.wait()
-
-    # The cluster finishes the steps it was given, then ends on its own once idle for 60 s.
-    ended = wait_for(
-        "the orphaned cluster to end",
-        lambda: emr.describe_cluster(ClusterId=orphan)["Cluster"]["Status"]["State"].startswith("TERMINATED"),
-        timeout_s=600,
-        interval_s=2,
-    )
-    assert ended and ours() == []
-    status = emr.describe_cluster(ClusterId=orphan)["Cluster"]["Status"]
-    assert "auto-termination" in status["StateChangeReason"]["Message"]
-    assert scenario.read_json(scenario.arts, scenario.key("registry_prefix", "latest.json")) is None
-
-    # A rerun of the date trains on a new cluster, each step once, and publishes one version.
-    again = scenario.run_dag(DS)
-    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    latest = scenario.read_json(scenario.arts, scenario.key("registry_prefix", "latest.json"))
-    cluster = latest["version"].split("_", 1)[1]
-    assert cluster != orphan
-    assert sorted(s["Name"] for s in emr.list_steps(ClusterId=cluster)["Steps"]) == sorted(JOBS)
-    versions = scenario.keys(scenario.arts, scenario.key("registry_prefix", "versions"))
-    assert {key.split("/versions/")[1].split("/")[0] for key in versions} == {latest["version"]}
-    # The day's events: the rerun's attempt is the published one, and at most it and the orphan's remain.
-    pointer = scenario.read_json(scenario.lake, scenario.key("parsed_prefix", f"dt={DS}", "_PUBLISHED.json"))
-    attempts = {
-        key.split("/_attempts/")[1].split("/")[0]
-        for key in scenario.keys(scenario.lake, scenario.key("parsed_prefix", f"dt={DS}", "_attempts"))
-    }
-    assert pointer["attempt"] in attempts and len(attempts) <= 2
 
 
 @pytest.fixture(scope="module")
