@@ -161,15 +161,17 @@ else
 	$(PY) -m tools.ops.run_report $(if $(ENDPOINT_URL),--endpoint-url "$(ENDPOINT_URL)")
 endif
 
-# The in-process suites (unit, Spark, DAG under moto) run in TEST_WORKERS processes, a test file each at a
-# time: most of their tests keep one core busy, and each worker has its own Airflow home, moto and Spark
-# session. The stack-backed suites share one local stack and its ports, so they run after, in one process.
+# Tests run in TEST_WORKERS pytest-xdist processes, a test file at a time (tests/conftest.py groups them):
+# each worker has its own Airflow home, moto and Spark session. The in-process suites (unit, Spark, DAG
+# under moto) run first; then the suites of the local stack (one group, in one worker, in file order:
+# they share its ports and state) beside the spark-submit and Airflow-component suites, which mostly wait.
 TEST_WORKERS ?= 2
 FAST_MARKERS := unit or spark or dag
+PYTEST_PARALLEL = $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: test
 test: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(STATSD_STAMP) lint test-fast ## lint, then every suite: unit, Spark, DAG (moto), local stack, end to end
-	$(PY) -m pytest -m "not ($(FAST_MARKERS))"
+	$(PYTEST_PARALLEL) -m "not ($(FAST_MARKERS))"
 
 .PHONY: test-unit
 test-unit: $(STAMP) ## only the fast unit tests
@@ -177,7 +179,7 @@ test-unit: $(STAMP) ## only the fast unit tests
 
 .PHONY: test-fast
 test-fast: check-java $(STAMP) ## the edit-test loop: unit, Spark and DAG (moto) tests, no servers or spark-submit (< 5 min)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "$(FAST_MARKERS)"
+	$(PYTEST_PARALLEL) -m "$(FAST_MARKERS)"
 
 .PHONY: lint
 lint: $(STAMP) ## ruff check + format check

@@ -47,3 +47,20 @@ def spark():
     )
     yield session
     session.stop()
+
+
+# The suites under these folders share one local stack (its ports, buckets and alert inbox) and run in
+# file order, so under pytest-xdist (make test) they are one group, on one worker.
+SHARED_STACK_SUITES = ("localstack", "e2e")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(config, items):
+    """Give each test an ``xdist_group``: its file, or one group for every suite of the shared stack.
+
+    A module-scoped fixture is then set up once (a file never spans two workers), and no two stack tests
+    run at once. Without ``--dist loadgroup`` the marks do nothing."""
+    for item in items:
+        path = Path(str(item.path)).resolve().relative_to(ROOT)
+        shared = len(path.parts) > 2 and path.parts[1] in SHARED_STACK_SUITES
+        item.add_marker(pytest.mark.xdist_group("shared-local-stack" if shared else path.as_posix()))
