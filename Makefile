@@ -161,13 +161,13 @@ else
 	$(PY) -m tools.ops.run_report $(if $(ENDPOINT_URL),--endpoint-url "$(ENDPOINT_URL)")
 endif
 
-# Tests run in TEST_WORKERS pytest-xdist processes, a test file at a time (tests/conftest.py groups them):
+# Tests run in TEST_WORKERS pytest-xdist processes, a test file at a time (see tests/conftest.py):
 # each worker has its own Airflow home, moto and Spark session. The in-process suites (unit, Spark, DAG
 # under moto) run first; then the suites of the local stack (one group, in one worker, in file order:
 # they share its ports and state) beside the spark-submit and Airflow-component suites, which mostly wait.
 TEST_WORKERS ?= 2
 FAST_MARKERS := unit or spark or dag
-PYTEST_PARALLEL = $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+PYTEST_PARALLEL = $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: test
 test: check-java $(STAMP) $(LS_STAMP) $(LS_JARS_STAMP) $(STATSD_STAMP) lint test-fast ## lint, then every suite: unit, Spark, DAG (moto), local stack, end to end
