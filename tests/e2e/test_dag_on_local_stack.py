@@ -29,6 +29,7 @@ from tools.local.run_chain import run_chain
 pytestmark = pytest.mark.e2e
 
 DS = "2024-01-31"
+SERVED_COLUMNS = ["user_id", "rank", "item_id", "source"]  # what two runs' served lists must agree on
 
 
 def upload_day(scenario: Scenario, raw_root: Path, ds: str = DS) -> None:
@@ -220,7 +221,7 @@ def test_full_dag_matches_a_direct_spark_submit_chain_and_replaces_a_worse_model
         local_events.sort_values(key).reset_index(drop=True),
     )
     # What is served: the promoted version's lists, the chain's lists, and nothing the user already has.
-    columns = ["user_id", "rank", "item_id", "source"]
+    columns = SERVED_COLUMNS
     registry_root = f"s3://{scenario.arts}/"
     served = read_parquet(scenario, scenario.arts, latest["recommendations"][len(registry_root) :])
     served = served.sort_values(["user_id", "rank"]).reset_index(drop=True)
@@ -261,7 +262,7 @@ def test_a_killed_airflow_leaves_no_cluster_after_the_idle_timeout_and_a_clean_r
     scenario, proc, _ = promoted_day
     assert proc.returncode == 0  # the day's first version is live
     first = scenario.read_json(scenario.arts, scenario.key("registry_prefix", "latest.json"))
-    columns = ["user_id", "rank", "item_id", "source"]
+    columns = SERVED_COLUMNS
     registry_root = f"s3://{scenario.arts}/"
     served = read_parquet(scenario, scenario.arts, first["recommendations"][len(registry_root) :])
     served = served.sort_values(["user_id", "rank"]).reset_index(drop=True)
@@ -310,9 +311,14 @@ def test_a_killed_airflow_leaves_no_cluster_after_the_idle_timeout_and_a_clean_r
     assert rerun_metrics["production"]["status"] == "same_config"
     assert rerun_metrics["production"]["version"] == first["version"]
     versions = scenario.keys(scenario.arts, scenario.key("registry_prefix", "versions"))
+    # Both versions are complete (a manifest each), and nothing else, the orphan's included, is there.
     assert {
         key.split("/versions/")[1].split("/")[0] for key in versions if key.endswith("_manifest.json")
     } == {first["version"], rerun["version"]}
+    assert {key.split("/versions/")[1].split("/")[0] for key in versions} == {
+        first["version"],
+        rerun["version"],
+    }
     rerun_served = read_parquet(scenario, scenario.arts, rerun["recommendations"][len(registry_root) :])
     pd.testing.assert_frame_equal(  # same data, same seed: the same lists
         rerun_served.sort_values(["user_id", "rank"]).reset_index(drop=True)[columns], served[columns]
